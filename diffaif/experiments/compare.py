@@ -1,0 +1,137 @@
+"""Run any set of agents on any task with the same seeds, step cap and interaction budget.
+
+For each seed, every agent gets a fresh environment and is seeded identically; episode ``e`` of seed
+``s`` resets the environment with the same seed for every agent, so differences come from the agents.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from diffaif.agents import make_agent
+from diffaif.config import save_config
+from diffaif.envs import make_env
+from diffaif.experiments.plots import plot_comparison
+from diffaif.experiments.stats import format_table, pairwise_tests, summarise_steps
+
+
+@dataclass
+class CompareConfig:
+    env: str = "grid4x4"
+    agents: list[str] = field(default_factory=lambda: ["oracle", "random", "qlearning"])
+    episodes: int = 100
+    seeds: int = 5
+    seed: int = 0
+    # Interactions each agent may spend before the evaluated episodes (data collection, pre-training).
+    warmup_steps: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Per-agent config overrides, e.g. agent.qlearning.learning_rate=0.5
+    agent: dict[str, Any] = field(default_factory=dict)
+    out: str = "runs/compare"
+    progress: bool = True
+
+
+@dataclass
+class EpisodeRecord:
+    agent: str
+    seed: int
+    episode: int
+    steps: int
+    success: bool
+    ret: float
+    distances: list[float]
+
+
+def _episode_seed(base: int, seed_index: int, episode: int) -> int:
+    return int(np.random.SeedSequence([base, seed_index, episode]).generate_state(1)[0])
+
+
+def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: dict | None = None) -> tuple:
+    """One episode; returns (steps, success, return, distance-to-goal trace including the start)."""
+    obs, info = env.reset(seed=reset_seed)
+    agent.reset(obs)
+    distances = [info.get("distance", np.nan)]
+    steps, ret, terminated, truncated = 0, 0.0, False, False
+    while not (terminated or truncated):
+        action = agent.act(obs)
+        log = agent.step_log()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        agent.observe(action, reward, next_obs, terminated, truncated)
+        if step_log is not None:
+            step_log.append({**(tag or {}), "t": steps, "obs": _plain(obs), "action": int(action),
+                             "reward": float(reward), "state": info.get("state"),
+                             "distance": info.get("distance"), **log})
+        obs = next_obs
+        steps += 1
+        ret += float(reward)
+        distances.append(info.get("distance", np.nan))
+    return steps, bool(terminated), ret, distances
+
+
+def _plain(x: Any) -> Any:
+    arr = np.asarray(x)
+    return arr.item() if arr.ndim == 0 else arr.tolist()
+
+
+def run_comparison(config: CompareConfig) -> dict:
+    """Evaluate every agent in ``config.agents``; write the run directory and return the summary."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in config.agents:  # fail fast on a bad name or config before any long run
+        make_agent(name, make_env(config.env, **config.env_kwargs), seed=0, overrides=config.agent.get(name))
+    records: list[EpisodeRecord] = []
+    env_steps: dict[str, list[int]] = {name: [] for name in config.agents}
+    step_log: list[dict] = []
+    total = config.seeds * len(config.agents) * config.episodes
+    bar = tqdm(total=total, desc=f"compare {config.env}", disable=not config.progress)
+    for s in range(config.seeds):
+        for name in config.agents:
+            env = make_env(config.env, **config.env_kwargs)
+            agent = make_agent(name, env, seed=config.seed + s, overrides=config.agent.get(name))
+            used = agent.warm_up(env, config.warmup_steps, seed=_episode_seed(config.seed, s, -1))
+            for e in range(config.episodes):
+                steps, success, ret, dist = run_episode(
+                    env, agent, _episode_seed(config.seed, s, e), step_log,
+                    tag={"agent": name, "seed": s, "episode": e})
+                records.append(EpisodeRecord(name, s, e, steps, success, ret, dist))
+                used += steps
+                bar.update(1)
+            env_steps[name].append(used)
+            env.close()
+    bar.close()
+    summary = summarise(config, records, env_steps)
+    write_outputs(out, config, summary, records, step_log)
+    return summary
+
+
+def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: dict[str, list[int]]) -> dict:
+    steps = {n: np.array([r.steps for r in records if r.agent == n]) for n in config.agents}
+    agents = {}
+    for n in config.agents:
+        success = np.array([r.success for r in records if r.agent == n])
+        agents[n] = {**summarise_steps(steps[n], success), "env_steps": float(np.mean(env_steps[n])),
+                     "seeds": config.seeds}
+    return {"env": config.env, "warmup_steps": config.warmup_steps, "agents": agents,
+            "tests": pairwise_tests(steps)}
+
+
+def write_outputs(out: Path, config: CompareConfig, summary: dict, records: list[EpisodeRecord],
+                  step_log: list[dict]) -> None:
+    save_config(config, out / "config.yaml")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "table.md").write_text(format_table(summary))
+    with open(out / "episodes.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["agent", "seed", "episode", "steps", "success", "return"])
+        for r in records:
+            writer.writerow([r.agent, r.seed, r.episode, r.steps, int(r.success), r.ret])
+    with open(out / "steps.jsonl", "w") as f:
+        for row in step_log:
+            f.write(json.dumps(row) + "\n")
+    plot_comparison(out, summary, records)

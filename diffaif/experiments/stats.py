@@ -1,0 +1,78 @@
+"""Summary statistics and pairwise tests of the comparison table (the method paper's Table I)."""
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+from scipy import stats
+
+
+def cohen_d(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d with the average-variance pooled sd: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    if pooled == 0:
+        return 0.0 if a.mean() == b.mean() else float(np.sign(a.mean() - b.mean()) * np.inf)
+    return float((a.mean() - b.mean()) / pooled)
+
+
+def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Welch's unequal-variance t-test (t, two-sided p); (0, 1) when both samples are constant and equal."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.var() == 0 and b.var() == 0:
+        return (0.0, 1.0) if a.mean() == b.mean() else (float(np.sign(a.mean() - b.mean()) * np.inf), 0.0)
+    res = stats.ttest_ind(a, b, equal_var=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+def summarise_steps(steps: np.ndarray, success: np.ndarray) -> dict:
+    """Episodes, success rate and mean / median / std of steps (failed episodes count at the step cap)."""
+    steps = np.asarray(steps, float)
+    return {
+        "episodes": int(steps.size),
+        "success_rate": float(np.mean(success)),
+        "steps_mean": float(steps.mean()),
+        "steps_median": float(np.median(steps)),
+        "steps_std": float(steps.std(ddof=1)) if steps.size > 1 else 0.0,
+    }
+
+
+def pairwise_tests(steps_by_agent: dict[str, np.ndarray]) -> list[dict]:
+    """Welch's t and Cohen's d of steps for every pair of agents (a before b in the given order)."""
+    out = []
+    for a, b in combinations(steps_by_agent, 2):
+        t, p = welch_test(steps_by_agent[a], steps_by_agent[b])
+        out.append({"a": a, "b": b, "t": t, "p": p, "cohen_d": cohen_d(steps_by_agent[a], steps_by_agent[b])})
+    return out
+
+
+def format_table(summary: dict) -> str:
+    """Markdown table in Table I's layout: one column per agent, test rows 'vs. <agent>'."""
+    names = list(summary["agents"])
+    rows = [["Metric", *names]]
+    for label, key in (("Success rate", "success_rate"), ("Mean steps", "steps_mean"),
+                       ("Median steps", "steps_median"), ("Standard deviation", "steps_std"),
+                       ("Environment steps used", "env_steps")):
+        rows.append([label, *(f"{summary['agents'][n].get(key, float('nan')):.2f}" for n in names)])
+    tests = {(t["a"], t["b"]): t for t in summary["tests"]}
+
+    def cell(row_agent: str, col_agent: str, fmt) -> str:
+        if (col_agent, row_agent) in tests:
+            return fmt(tests[(col_agent, row_agent)], 1)
+        if (row_agent, col_agent) in tests:
+            return fmt(tests[(row_agent, col_agent)], -1)
+        return "-"
+
+    def fmt_p(p: float) -> str:
+        return "≤ 0.001" if p <= 0.001 else f"{p:.3f}"
+
+    rows.append(["**Statistical tests (t, p)**", *[""] * len(names)])
+    for other in names:
+        rows.append([f"vs. {other}", *(cell(other, n, lambda t, s: f"{s * t['t']:.2f}, {fmt_p(t['p'])}")
+                                        for n in names)])
+    rows.append(["**Effect sizes (Cohen's d)**", *[""] * len(names)])
+    for other in names:
+        rows.append([f"vs. {other}", *(cell(other, n, lambda t, s: f"{s * t['cohen_d']:.2f}") for n in names)])
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines) + "\n"
