@@ -1,0 +1,70 @@
+"""Agents by name: a registry of (agent class, config class) and a factory that validates configs.
+
+``make_agent(name, env, seed, overrides)`` composes ``configs/agent/<name>.yaml`` (when present) and
+``overrides`` over the agent's config dataclass; add an agent with
+``AGENTS["name"] = AgentSpec(AgentClass, ConfigClass or None)``.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import yaml
+
+from diffaif.agents.base import Agent
+from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
+from diffaif.agents.qlearning import QLearningAgent, QLearningConfig
+from diffaif.agents.random_agent import RandomAgent
+from diffaif.config import CONFIG_DIR, ConfigError, build_config
+
+
+class AgentSpec(NamedTuple):
+    """An agent class built as ``agent_class(env, seed, config)``, or ``agent_class(env, seed)`` when
+    ``config_class`` is None (an agent without parameters)."""
+
+    agent_class: type[Agent]
+    config_class: type | None
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "random": AgentSpec(RandomAgent, None),
+    "qlearning": AgentSpec(QLearningAgent, QLearningConfig),
+    "oracle": AgentSpec(OracleAgent, OracleConfig),
+}
+
+
+def agent_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The validated config of agent ``name``: its dataclass ← configs/agent/<name>.yaml ← ``overrides``.
+
+    Returns None for an agent without a config class (then any key given is a ConfigError).
+    """
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; valid choices: {sorted(AGENTS)}")
+    config_class = AGENTS[name].config_class
+    yaml_path = CONFIG_DIR / "agent" / f"{name}.yaml"
+    layers = [yaml.safe_load(yaml_path.read_text()) or {}] if yaml_path.exists() else []
+    layers.append(dict(overrides or {}))
+    if config_class is None:
+        given = set().union(*layers)
+        if given:
+            raise ConfigError(f"agent {name!r} takes no config; got keys {sorted(given)}")
+        return None
+    try:
+        return build_config(config_class, layers)
+    except ConfigError:
+        raise
+    except ValueError as err:  # a dataclass __post_init__ check on a value
+        raise ConfigError(f"bad config for agent {name!r}: {err}") from None
+
+
+def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict[str, Any] | None = None) -> Agent:
+    """Build agent ``name`` for ``env`` with its validated config (see ``agent_config``)."""
+    config = agent_config(name, overrides)
+    spec = AGENTS[name]
+    return spec.agent_class(env, seed) if spec.config_class is None else spec.agent_class(env, seed, config)
+
+
+__all__ = [
+    "AGENTS", "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
+    "RandomAgent", "agent_config", "bayes_filter_update", "make_agent",
+]

@@ -1,7 +1,7 @@
 """The one interface every agent offers, so one harness can evaluate any of them.
 
 An episode is ``reset(obs)``, then repeatedly ``a = act(obs)``, ``env.step(a)``,
-``observe(a, reward, next_obs, terminated, truncated)``. Agents see observations only, never the
+``observe(a, reward, next_obs, terminated, truncated, info)``. Agents see observations only, never the
 environment's hidden state. Learning agents update inside ``observe``; ``warm_up`` gives them an
 interaction budget before evaluation (the same for every agent in a comparison).
 """
@@ -33,8 +33,13 @@ class Agent:
     def act(self, observation: Any) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement act()")
 
-    def observe(self, action: int, reward: float, next_observation: Any, terminated: bool, truncated: bool) -> None:
-        """The outcome of ``action``; learning agents update here."""
+    def observe(self, action: int, reward: float, next_observation: Any, terminated: bool, truncated: bool,
+                info: dict | None = None) -> None:
+        """The outcome of ``action``; learning agents update here.
+
+        ``info`` may carry the true hidden state: a model-learning agent may store it as training data
+        (Algorithm 1 of the method paper trains on (s, o, a)), but no agent acts on it.
+        """
 
     def step_log(self) -> dict[str, Any]:
         """Per-step diagnostics of the last ``act`` (e.g. EFE per action), written to the run log."""
@@ -43,15 +48,24 @@ class Agent:
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
         """Stable-Baselines3's ``predict``, so ``evaluate_policy`` can score any agent.
 
-        Accepts a single observation or a batch from a ``VecEnv`` of one environment; an episode
-        start resets the agent's episode memory.
+        Accepts a single observation or a batch of one from a ``VecEnv``. Like an SB3 recurrent policy,
+        the returned ``state`` (the action just taken) must be passed back with the next observation:
+        ``state=None`` or a true ``episode_start`` begins an episode (``reset``); otherwise the step
+        from the previous action to this observation is passed to ``observe`` first, so agents that
+        track a belief or a history stay in sync. SB3 passes no rewards and, as a ``VecEnv`` resets
+        itself, no terminal observations: ``observe`` gets reward 0 and ``terminated=False`` here, so
+        agents that learn from rewards should override this method.
         """
         obs = np.asarray(observation)
-        batched = obs.ndim >= 1 and obs.shape[0] == 1 and np.ndim(self.env.observation_space.sample()) < obs.ndim
+        batched = obs.ndim > np.ndim(self.env.observation_space.sample())
+        if batched and obs.shape[0] != 1:
+            raise ValueError(f"predict handles one environment at a time, got a batch of {obs.shape[0]} observations")
         single = obs[0] if batched else obs
         single = single.item() if np.ndim(single) == 0 else single
-        starting = episode_start is None or bool(np.asarray(episode_start).reshape(-1)[0]) or state is None
+        starting = state is None or (episode_start is not None and bool(np.asarray(episode_start).reshape(-1)[0]))
         if starting:
             self.reset(single)
+        else:
+            self.observe(int(np.asarray(state).reshape(-1)[0]), 0.0, single, False, False)
         action = self.act(single)
-        return (np.array([action]) if batched else np.array(action)), True
+        return (np.array([action]) if batched else np.array(action)), np.array([action])

@@ -49,7 +49,13 @@ def make_env(name: str, **overrides: Any) -> gym.Env:
         gym_id = name
     else:
         raise ValueError(f"unknown env {name!r}; valid choices: {sorted(TASKS)} or a registered gymnasium id")
-    return gym.make(gym_id, disable_env_checker=True, **overrides)
+    try:
+        return gym.make(gym_id, disable_env_checker=True, **overrides)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        spec = gym.spec(gym_id)
+        raise ValueError(f"bad env option for {name!r}: {err}; default options: {sorted(spec.kwargs)}") from None
 
 
 __all__ = ["ACTIONS", "ACTION_NAMES", "GRID8X8_OBSERVABILITY", "GridWorld", "TASKS", "make_env"]

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from diffaif.agents import make_agent
 from diffaif.config import save_config
 from diffaif.envs import make_env
-from diffaif.experiments.plots import plot_comparison
+from diffaif.experiments.plots import plot_comparison, plot_observability
 from diffaif.experiments.stats import format_table, pairwise_tests, summarise_steps
 
 
@@ -48,8 +48,9 @@ class EpisodeRecord:
     distances: list[float]
 
 
-def _episode_seed(base: int, seed_index: int, episode: int) -> int:
-    return int(np.random.SeedSequence([base, seed_index, episode]).generate_state(1)[0])
+def derived_seed(*keys: int) -> int:
+    """A 32-bit seed derived from non-negative integer keys (base seed, seed index, purpose, episode)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
 def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: dict | None = None) -> tuple:
@@ -62,7 +63,7 @@ def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: 
         action = agent.act(obs)
         log = agent.step_log()
         next_obs, reward, terminated, truncated, info = env.step(action)
-        agent.observe(action, reward, next_obs, terminated, truncated)
+        agent.observe(action, reward, next_obs, terminated, truncated, info)
         if step_log is not None:
             step_log.append({**(tag or {}), "t": steps, "obs": _plain(obs), "action": int(action),
                              "reward": float(reward), "state": info.get("state"),
@@ -83,8 +84,13 @@ def run_comparison(config: CompareConfig) -> dict:
     """Evaluate every agent in ``config.agents``; write the run directory and return the summary."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    probe_env = make_env(config.env, **config.env_kwargs)
     for name in config.agents:  # fail fast on a bad name or config before any long run
-        make_agent(name, make_env(config.env, **config.env_kwargs), seed=0, overrides=config.agent.get(name))
+        make_agent(name, probe_env, seed=0, overrides=config.agent.get(name))
+    task = probe_env.unwrapped
+    if getattr(task, "observability", None) is not None and (task.observability < 1).any():
+        plot_observability(task.observability, out / "observability.png",
+                           start=task.position(task.start), goal=task.position(task.goal))
     records: list[EpisodeRecord] = []
     env_steps: dict[str, list[int]] = {name: [] for name in config.agents}
     step_log: list[dict] = []
@@ -94,10 +100,10 @@ def run_comparison(config: CompareConfig) -> dict:
         for name in config.agents:
             env = make_env(config.env, **config.env_kwargs)
             agent = make_agent(name, env, seed=config.seed + s, overrides=config.agent.get(name))
-            used = agent.warm_up(env, config.warmup_steps, seed=_episode_seed(config.seed, s, -1))
+            used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, s, 1))
             for e in range(config.episodes):
                 steps, success, ret, dist = run_episode(
-                    env, agent, _episode_seed(config.seed, s, e), step_log,
+                    env, agent, derived_seed(config.seed, s, 0, e), step_log,
                     tag={"agent": name, "seed": s, "episode": e})
                 records.append(EpisodeRecord(name, s, e, steps, success, ret, dist))
                 used += steps

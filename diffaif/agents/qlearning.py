@@ -1,0 +1,165 @@
+"""Tabular Q-learning with ε-greedy exploration: the method paper's model-free baseline.
+
+The table is indexed by the observation (a cell index), so under partial observability the agent
+treats observations as states. It learns online, inside ``observe``, during every episode it plays,
+evaluated ones included, as the paper's baseline does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from diffaif.agents.base import Agent
+
+EPSILON_SCHEDULES = ("exponential", "linear")
+
+
+@dataclass
+class QLearningConfig:
+    """Hyperparameters of tabular Q-learning.
+
+    ε follows ``epsilon_schedule`` per completed episode (see ``epsilon_at``); the defaults explore
+    fully in the first episode and reach ε ≈ 0.1 after about 45 episodes.
+    """
+
+    learning_rate: float = 0.1
+    discount: float = 0.95
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_decay: float = 0.95
+    epsilon_schedule: str = "exponential"
+    initial_q: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {self.discount}")
+        for field in ("epsilon_start", "epsilon_end"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise ValueError(f"{field} must be in [0, 1], got {getattr(self, field)}")
+        if self.epsilon_schedule not in EPSILON_SCHEDULES:
+            raise ValueError(f"epsilon_schedule must be one of {EPSILON_SCHEDULES}, got {self.epsilon_schedule!r}")
+        if self.epsilon_schedule == "exponential" and not 0.0 < self.epsilon_decay <= 1.0:
+            raise ValueError(f"epsilon_decay must be in (0, 1] for the exponential schedule, got {self.epsilon_decay}")
+        if self.epsilon_schedule == "linear" and self.epsilon_decay < 0.0:
+            raise ValueError(f"epsilon_decay must be >= 0 for the linear schedule, got {self.epsilon_decay}")
+
+
+def epsilon_at(episode: int, start: float, end: float, decay: float, schedule: str) -> float:
+    """Exploration rate of the ``episode``-th episode (0-based).
+
+    exponential: ε_k = max(end, start · decay^k);   linear: ε_k = max(end, start − decay · k).
+    """
+    if episode < 0:
+        raise ValueError(f"episode must be >= 0, got {episode}")
+    if schedule == "exponential":
+        return max(end, start * decay**episode)
+    if schedule == "linear":
+        return max(end, start - decay * episode)
+    raise ValueError(f"schedule must be one of {EPSILON_SCHEDULES}, got {schedule!r}")
+
+
+def q_learning_target(reward: float, next_values: np.ndarray, discount: float, terminated: bool) -> float:
+    """TD target y = r + γ · max_a' Q(s', a'), and y = r when s' is terminal.
+
+    A truncated episode is not terminal: its last state still has a future, so it bootstraps.
+    """
+    return float(reward) if terminated else float(reward + discount * np.max(next_values))
+
+
+def argmax_random_tie(values: np.ndarray, rng: np.random.Generator) -> int:
+    """Index of the largest entry of ``values`` (n,), chosen uniformly among ties."""
+    best = np.flatnonzero(values == values.max())
+    return int(best[rng.integers(len(best))])
+
+
+class QLearningAgent(Agent):
+    """ε-greedy tabular Q-learning; the table ``q`` has shape (n_observations, n_actions)."""
+
+    name = "qlearning"
+
+    def __init__(self, env: gym.Env, seed: int | None = None, config: QLearningConfig | None = None):
+        super().__init__(env, seed)
+        self.config = config if config is not None else QLearningConfig()
+        for what, space in (("observation", env.observation_space), ("action", env.action_space)):
+            if not isinstance(space, gym.spaces.Discrete):
+                raise ValueError(f"QLearningAgent needs a Discrete {what} space, got {space}")
+        self.q = np.full((env.observation_space.n, env.action_space.n), self.config.initial_q, dtype=np.float64)
+        self.episodes_started = 0
+        self.epsilon = self._epsilon(0)
+        self._acted_on: int | None = None
+
+    def _epsilon(self, episode: int) -> float:
+        c = self.config
+        return epsilon_at(episode, c.epsilon_start, c.epsilon_end, c.epsilon_decay, c.epsilon_schedule)
+
+    def _index(self, observation: Any) -> int:
+        return int(observation) - self.env.observation_space.start
+
+    def reset(self, observation: Any) -> None:
+        self.epsilon = self._epsilon(self.episodes_started)
+        self.episodes_started += 1
+        self._acted_on = None
+
+    def act(self, observation: Any) -> int:
+        state = self._index(observation)
+        self._acted_on = state
+        if self.rng.random() < self.epsilon:
+            action = int(self.rng.integers(self.q.shape[1]))
+        else:
+            action = argmax_random_tie(self.q[state], self.rng)
+        return action + int(self.action_space.start)
+
+    def observe(self, action: int, reward: float, next_observation: Any, terminated: bool, truncated: bool,
+                info: dict | None = None) -> None:
+        """One Q-learning step on the transition from the observation last acted on."""
+        if self._acted_on is None:
+            raise RuntimeError("observe() called before act() in this episode")
+        a = int(action) - int(self.action_space.start)
+        target = q_learning_target(reward, self.q[self._index(next_observation)], self.config.discount, terminated)
+        self.q[self._acted_on, a] += self.config.learning_rate * (target - self.q[self._acted_on, a])
+        self._acted_on = None
+
+    def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:
+        """Learn over ε-greedy episodes until ``steps`` interactions are used; return that count.
+
+        The ε schedule carries on across warm-up and later episodes; the last warm-up episode may be cut
+        short by the budget.
+        """
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        used = 0
+        episode_seed: int | None = seed
+        while used < steps:
+            obs, _ = env.reset(seed=episode_seed)
+            episode_seed = None  # seed the first reset only, so later episodes continue the stream
+            self.reset(obs)
+            done = False
+            while not done and used < steps:
+                action = self.act(obs)
+                obs, reward, terminated, truncated, info = env.step(action)
+                self.observe(action, float(reward), obs, terminated, truncated, info)
+                used += 1
+                done = terminated or truncated
+        return used
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        """SB3's ``predict`` scores the current table without learning (SB3 passes no rewards).
+
+        ``deterministic`` acts greedily (ties at random), otherwise ε-greedy at the current ε.
+        """
+        obs = np.asarray(observation)
+        batched = obs.ndim == 1
+        if batched and obs.shape[0] != 1:
+            raise ValueError(f"predict handles one environment at a time, got {obs.shape[0]} observations")
+        single = obs.reshape(-1)[0]
+        if deterministic:
+            action = argmax_random_tie(self.q[self._index(single)], self.rng) + int(self.action_space.start)
+        else:
+            action = self.act(single)
+            self._acted_on = None
+        return (np.array([action]) if batched else np.array(action)), state
