@@ -1,0 +1,278 @@
+"""Expected free energy and the entropy estimators it is built from (torch, batched).
+
+Convention everywhere: G is minimised and ``P(π) ∝ exp(−γ G)``; logarithms are natural (nats).
+For a policy π over a horizon of H steps,
+
+    G(π) = Σ_τ KL[q(o_τ|π) ‖ p̃(o)] + Σ_τ E_{q(s_τ|π)} H[p(o|s_τ)]                 (risk + ambiguity)
+         = −Σ_τ E_{q(o_τ|π)}[log p̃(o_τ)] − Σ_τ (H[q(o_τ|π)] − E_{q(s_τ|π)} H[p(o|s_τ)])
+                                                                 (−extrinsic − information gain)
+
+Every function takes arbitrary leading batch dimensions (candidates, samples, ...).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange, reduce
+
+
+def _check_log_probabilities(name: str, log_p: torch.Tensor, atol: float = 1e-4) -> None:
+    log_total = torch.logsumexp(log_p, dim=-1)
+    if not torch.allclose(log_total, torch.zeros_like(log_total), atol=atol):
+        raise ValueError(f"{name} must be normalised log-probabilities (logsumexp 0 over the last dim); "
+                         f"logsumexp ranges over [{log_total.min().item():.6g}, {log_total.max().item():.6g}]")
+
+
+def _expected_log(p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``p · log q`` with ``0 · log q = 0`` (also where ``log q = −inf``)."""
+    return torch.where(p > 0, p * log_q, torch.zeros((), dtype=p.dtype, device=p.device))
+
+
+# ---- categorical entropies ---------------------------------------------------------------------
+def categorical_entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Shannon entropy ``H[p] = −Σ_k p_k log p_k`` along ``dim``, with ``0 · log 0 = 0``.
+
+    p: (..., K) probabilities → (...).
+    """
+    return -torch.special.xlogy(p, p).sum(dim)
+
+
+def categorical_kl(q: torch.Tensor, p: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``KL[q ‖ p] = Σ_k q_k (log q_k − log p_k)`` along ``dim``.
+
+    Terms with ``q_k = 0`` contribute 0; ``q_k > 0`` where ``p_k = 0`` gives ``+inf``.
+    q, p: (..., K) probabilities (broadcastable) → (...).
+    """
+    return (torch.special.xlogy(q, q) - torch.special.xlogy(q, p)).sum(dim)
+
+
+def category_counts(indices: torch.Tensor, n_categories: int) -> torch.Tensor:
+    """How often each category occurs: ``c_k = Σ_i [x_i = k]``.
+
+    indices: (..., n_samples) long in ``[0, n_categories)`` → counts (..., n_categories), float.
+    """
+    if indices.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise ValueError(f"indices must be an integer tensor, got dtype {indices.dtype}")
+    if indices.numel() and (indices.min() < 0 or indices.max() >= n_categories):
+        raise ValueError(f"indices must lie in [0, {n_categories}); got range "
+                         f"[{indices.min().item()}, {indices.max().item()}]")
+    one_hot = torch.nn.functional.one_hot(indices.long(), n_categories).to(torch.get_default_dtype())
+    return reduce(one_hot, "... n k -> ... k", "sum")
+
+
+def histogram(indices: torch.Tensor, n_categories: int, pseudo_count: float = 0.0) -> torch.Tensor:
+    """Posterior-mean probabilities of a Dirichlet(α) prior given samples: ``(c_k + α) / (N + K α)``.
+
+    The pseudo-count α keeps unvisited categories off zero, so KL against a histogram stays finite.
+    indices: (..., n_samples) long → probabilities (..., n_categories).
+    """
+    if pseudo_count < 0:
+        raise ValueError(f"pseudo_count must be >= 0, got {pseudo_count}")
+    n_samples = indices.shape[-1]
+    if n_samples == 0 and pseudo_count == 0:
+        raise ValueError("histogram of zero samples needs a positive pseudo_count")
+    counts = category_counts(indices, n_categories)
+    return (counts + pseudo_count) / (n_samples + n_categories * pseudo_count)
+
+
+def miller_madow_entropy(counts: torch.Tensor) -> torch.Tensor:
+    """Bias-corrected plug-in entropy ``Ĥ = −Σ_k p̂_k log p̂_k + (K_occupied − 1) / (2N)``.
+
+    ``p̂_k = c_k / N`` and ``K_occupied`` the number of categories with ``c_k > 0``; the plug-in
+    estimate alone is biased low by about that amount (Miller 1955).
+    counts: (..., K) non-negative, N > 0 → (...).
+    """
+    if torch.any(counts < 0):
+        raise ValueError(f"counts must be non-negative, got min {counts.min().item()}")
+    n_total = counts.sum(-1)
+    if torch.any(n_total <= 0):
+        raise ValueError("every count vector needs at least one sample (N > 0)")
+    plug_in = categorical_entropy(counts / n_total.unsqueeze(-1))
+    occupied = (counts > 0).sum(-1).to(counts.dtype)
+    return plug_in + (occupied - 1) / (2 * n_total)
+
+
+# ---- continuous entropies ----------------------------------------------------------------------
+def log_unit_ball_volume(dim: int) -> float:
+    """``log V_d = (d/2) log π − log Γ(d/2 + 1)``, the volume of the Euclidean unit d-ball."""
+    return 0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1)
+
+
+def _sample_covariance(x: torch.Tensor) -> torch.Tensor:
+    """Unbiased covariance ``Σ = (x − x̄)ᵀ(x − x̄) / (n − 1)``; x (..., n, d) → (..., d, d)."""
+    centred = x - x.mean(-2, keepdim=True)
+    return rearrange(centred, "... n d -> ... d n") @ centred / (x.shape[-2] - 1)
+
+
+def _ridged_cholesky(x: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Cholesky factor L of ``Σ + ridge·I`` (the ridge keeps degenerate samples factorisable)."""
+    cov = _sample_covariance(x)
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    return torch.linalg.cholesky(cov + ridge * eye)
+
+
+def _check_samples(x: torch.Tensor, min_samples: int) -> None:
+    if x.ndim < 2:
+        raise ValueError(f"samples must have shape (..., n, d), got {tuple(x.shape)}")
+    if x.shape[-2] < min_samples:
+        raise ValueError(f"need at least {min_samples} samples, got n={x.shape[-2]}")
+
+
+def gaussian_entropy(x: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+    """Entropy of the Gaussian fitted to the samples: ``½ log det(2πe (Σ + ridge·I))``.
+
+    ``Σ`` is the unbiased sample covariance; the ridge bounds the entropy below for degenerate samples.
+    x: (..., n, d) → (...).
+    """
+    _check_samples(x, 2)
+    chol = _ridged_cholesky(x, ridge)
+    log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * (x.shape[-1] * math.log(2 * math.pi * math.e) + log_det)
+
+
+def knn_entropy(x: torch.Tensor, k: int = 4, whiten: bool = False, ridge: float = 1e-6,
+                min_distance: float = 1e-10) -> torch.Tensor:
+    """Kozachenko–Leonenko entropy ``Ĥ = ψ(n) − ψ(k) + log V_d + (d/n) Σ_i log ρ_k(i)``.
+
+    ``ρ_k(i)`` is the Euclidean distance from sample i to its k-th nearest other sample and
+    ``V_d`` the unit d-ball volume. With ``whiten=True`` the samples are first mapped to
+    ``z = L⁻¹(x − x̄)`` with ``L Lᵀ = Σ + ridge·I`` (isotropic neighbourhoods suit the Euclidean
+    ball better) and the Jacobian is added back: ``H[x] = H[z] + log det L``. Distances are floored
+    at ``min_distance`` because repeated samples would give ``log 0``.
+    x: (..., n, d) → (...).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    _check_samples(x, k + 1)
+    n, d = x.shape[-2], x.shape[-1]
+    log_jacobian = torch.zeros(x.shape[:-2], dtype=x.dtype, device=x.device)
+    if whiten:
+        chol = _ridged_cholesky(x, ridge)
+        centred = rearrange(x - x.mean(-2, keepdim=True), "... n d -> ... d n")
+        x = rearrange(torch.linalg.solve_triangular(chol, centred, upper=False), "... d n -> ... n d")
+        log_jacobian = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    distances = torch.cdist(x, x)
+    self_mask = torch.eye(n, dtype=torch.bool, device=x.device)
+    distances = distances.masked_fill(self_mask, float("inf"))
+    rho_k = torch.topk(distances, k, dim=-1, largest=False).values[..., k - 1]
+    mean_log_rho = torch.log(rho_k.clamp_min(min_distance)).mean(-1)
+    psi_n, psi_k = torch.special.digamma(torch.tensor([float(n), float(k)], dtype=torch.float64)).tolist()
+    return psi_n - psi_k + log_unit_ball_volume(d) + d * mean_log_rho + log_jacobian
+
+
+# ---- expected free energy terms ----------------------------------------------------------------
+def _check_horizon_tensor(name: str, q: torch.Tensor) -> None:
+    if q.ndim < 2:
+        raise ValueError(f"{name} must have shape (..., H, K) with a horizon dim, got {tuple(q.shape)}")
+
+
+def risk(q_o: torch.Tensor, log_preference: torch.Tensor) -> torch.Tensor:
+    """Risk ``Σ_τ KL[q(o_τ|π) ‖ p̃(o)] = Σ_τ Σ_o q(o_τ) (log q(o_τ) − log p̃(o))``.
+
+    q_o: (..., H, K) predicted observation probabilities; log_preference: (K,) or (H, K) normalised
+    log p̃(o) → (...).
+    """
+    _check_horizon_tensor("q_o", q_o)
+    _check_log_probabilities("log_preference", log_preference)
+    return (torch.special.xlogy(q_o, q_o) - _expected_log(q_o, log_preference)).sum((-2, -1))
+
+
+def ambiguity(q_s: torch.Tensor, obs_entropy: torch.Tensor) -> torch.Tensor:
+    """Ambiguity ``Σ_τ E_{q(s_τ|π)} H[p(o|s_τ)] = Σ_τ Σ_s q(s_τ) H_o(s)``.
+
+    q_s: (..., H, S) predicted state probabilities; obs_entropy: (S,) entropy of p(o|s) per state
+    (or any shape broadcastable to q_s) → (...).
+    """
+    _check_horizon_tensor("q_s", q_s)
+    return (q_s * obs_entropy).sum((-2, -1))
+
+
+def extrinsic_value(q_o: torch.Tensor, log_preference: torch.Tensor) -> torch.Tensor:
+    """Extrinsic (pragmatic) value ``Σ_τ E_{q(o_τ|π)}[log p̃(o_τ)]`` (≤ 0; higher is better).
+
+    q_o: (..., H, K); log_preference: (K,) or (H, K) normalised log p̃(o) → (...).
+    """
+    _check_horizon_tensor("q_o", q_o)
+    _check_log_probabilities("log_preference", log_preference)
+    return _expected_log(q_o, log_preference).sum((-2, -1))
+
+
+def information_gain(q_o: torch.Tensor, q_s: torch.Tensor, obs_entropy: torch.Tensor) -> torch.Tensor:
+    """Epistemic value ``Σ_τ (H[q(o_τ|π)] − E_{q(s_τ|π)} H[p(o|s_τ)])``.
+
+    When ``q(o_τ) = Σ_s q(s_τ) p(o|s)`` this is the mutual information ``I[s_τ; o_τ] ≥ 0``;
+    with separately estimated q(o) and q(s) (Monte Carlo) it can come out negative.
+    q_o: (..., H, K); q_s: (..., H, S); obs_entropy: (S,) → (...).
+    """
+    _check_horizon_tensor("q_o", q_o)
+    return categorical_entropy(q_o).sum(-1) - ambiguity(q_s, obs_entropy)
+
+
+def expected_free_energy(q_o: torch.Tensor, q_s: torch.Tensor, log_preference: torch.Tensor,
+                         obs_entropy: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All EFE terms: ``G = risk + ambiguity = −extrinsic − info_gain``.
+
+    Since ``KL[q(o) ‖ p̃] = −H[q(o)] − E_q[log p̃]``, the two decompositions are the same number
+    for any inputs; they are the textbook EFE (and ``info_gain`` the mutual information between
+    states and observations) when q_o is consistent with q_s, i.e. ``q(o_τ) = Σ_s q(s_τ) p(o|s)``.
+    q_o: (..., H, K); q_s: (..., H, S); log_preference: (K,) or (H, K); obs_entropy: (S,)
+    → dict with keys ``G``, ``risk``, ``ambiguity``, ``extrinsic``, ``info_gain``, each (...).
+    """
+    risk_term = risk(q_o, log_preference)
+    ambiguity_term = ambiguity(q_s, obs_entropy)
+    return {
+        "G": risk_term + ambiguity_term,
+        "risk": risk_term,
+        "ambiguity": ambiguity_term,
+        "extrinsic": extrinsic_value(q_o, log_preference),
+        "info_gain": information_gain(q_o, q_s, obs_entropy),
+    }
+
+
+# ---- from G to actions -------------------------------------------------------------------------
+def policy_posterior(G: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``P(π) = softmax(−γ G(π))`` over the last dim; lower G gets higher probability.
+
+    G: (..., K) → (..., K); gamma ≥ 0 is the precision (inverse temperature).
+    """
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    return torch.softmax(-gamma * G, dim=-1)
+
+
+def action_marginal(policy_probs: torch.Tensor, first_actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """``P(a) = Σ_{π : π_1 = a} P(π)``, the probability of each first action.
+
+    policy_probs: (..., K); first_actions: (K,) long in ``[0, n_actions)`` → (..., n_actions).
+    """
+    if first_actions.ndim != 1 or first_actions.shape[0] != policy_probs.shape[-1]:
+        raise ValueError(f"first_actions must have shape ({policy_probs.shape[-1]},), "
+                         f"got {tuple(first_actions.shape)}")
+    if first_actions.numel() and (first_actions.min() < 0 or first_actions.max() >= n_actions):
+        raise ValueError(f"first_actions must lie in [0, {n_actions}); got range "
+                         f"[{first_actions.min().item()}, {first_actions.max().item()}]")
+    one_hot = torch.nn.functional.one_hot(first_actions.long(), n_actions).to(policy_probs.dtype)
+    return policy_probs @ one_hot
+
+
+# ---- ensembles -------------------------------------------------------------------------------
+def parameter_information_gain(member_samples: torch.Tensor, n_categories: int,
+                               pseudo_count: float = 0.0) -> torch.Tensor:
+    """Novelty of an ensemble's predictions: ``H[(1/M) Σ_m q_m] − (1/M) Σ_m H[q_m]``.
+
+    Each member's ``q_m`` is the histogram of its n samples. The mixture histogram pools the first
+    ``n // M`` samples of every member, so it has as many samples as each member's own estimate
+    and the same per-member weight: the plug-in entropies are then biased low by the same
+    ≈ (K−1)/(2n), which cancels in the difference, instead of showing novelty where members agree.
+    member_samples: (M, ..., n) long, n ≥ M → (...).
+    """
+    n_members, n_samples = member_samples.shape[0], member_samples.shape[-1]
+    if member_samples.ndim < 2 or n_members < 2:
+        raise ValueError(f"member_samples must have shape (M >= 2, ..., n), got {tuple(member_samples.shape)}")
+    if n_samples < n_members:
+        raise ValueError(f"need at least one sample per member in the pool: n={n_samples} < M={n_members}")
+    member_entropy = categorical_entropy(histogram(member_samples, n_categories, pseudo_count)).mean(0)
+    pooled = rearrange(member_samples[..., : n_samples // n_members], "m ... n -> ... (m n)")
+    mixture_entropy = categorical_entropy(histogram(pooled, n_categories, pseudo_count))
+    return mixture_entropy - member_entropy
