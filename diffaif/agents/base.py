@@ -27,8 +27,8 @@ class Agent:
         """Use up to ``steps`` environment interactions before evaluation; return how many were used."""
         return 0
 
-    def reset(self, observation: Any) -> None:
-        """Start of an episode with its first observation."""
+    def reset(self, observation: Any, info: dict | None = None) -> None:
+        """Start of an episode with its first observation (``info``: as in ``observe``)."""
 
     def act(self, observation: Any) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement act()")

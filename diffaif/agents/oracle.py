@@ -128,7 +128,7 @@ class OracleAgent(Agent):
         belief[self.start] = 1.0
         return belief
 
-    def reset(self, observation: Any) -> None:
+    def reset(self, observation: Any, info: dict | None = None) -> None:
         self.belief = bayes_filter_update(self._start_belief(), self.P, self.O, None, observation)
 
     def act(self, observation: Any) -> int:

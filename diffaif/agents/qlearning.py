@@ -100,7 +100,7 @@ class QLearningAgent(Agent):
     def _index(self, observation: Any) -> int:
         return int(observation) - self.env.observation_space.start
 
-    def reset(self, observation: Any) -> None:
+    def reset(self, observation: Any, info: dict | None = None) -> None:
         self.epsilon = self._epsilon(self.episodes_started)
         self.episodes_started += 1
         self._acted_on = None

@@ -56,7 +56,7 @@ def derived_seed(*keys: int) -> int:
 def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: dict | None = None) -> tuple:
     """One episode; returns (steps, success, return, distance-to-goal trace including the start)."""
     obs, info = env.reset(seed=reset_seed)
-    agent.reset(obs)
+    agent.reset(obs, info)
     distances = [info.get("distance", np.nan)]
     steps, ret, terminated, truncated = 0, 0.0, False, False
     while not (terminated or truncated):

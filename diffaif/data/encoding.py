@@ -1,0 +1,187 @@
+"""How a task's hidden state, observation and action become float vectors, and back.
+
+One time step is one token ``concat(state, observation, action)``; a window of ``T`` steps is a
+``(..., T, dim)`` float array. Each part is either
+
+- *categorical* over ``size`` values: one-hot scaled to [-1, 1] (+1 at the index, -1 elsewhere),
+  decoded by argmax; or
+- *continuous* of ``size`` dimensions: standardised ``(x - mean) / std`` with data-set statistics
+  stored in the encoding, decoded by un-standardising.
+
+An *absent* value (a step before the episode started, or an unknown hidden state) is written as
+index ``-1`` for a categorical part and ``NaN`` for a continuous one; it encodes to the absent token
+(all entries -1, resp. all 0), which is no valid value, so the model can tell that the episode had
+not started yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+from einops import rearrange
+
+PARTS: tuple[str, ...] = ("state", "obs", "action")
+KINDS: tuple[str, ...] = ("categorical", "continuous")
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One part of a token: ``kind`` is "categorical" (``size`` values) or "continuous" (``size`` dims)."""
+
+    name: str
+    kind: str
+    size: int
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.name not in PARTS:
+            raise ValueError(f"part name must be one of {PARTS}, got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"part {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.size < 1:
+            raise ValueError(f"part {self.name!r}: size must be >= 1, got {self.size}")
+        for stat in ("mean", "std"):
+            value = getattr(self, stat)
+            if value is not None and len(value) != self.size:
+                raise ValueError(f"part {self.name!r}: {stat} has {len(value)} entries, expected {self.size}")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"part {self.name!r}: std must be positive, got {self.std}")
+
+
+def one_hot_pm1(indices: np.ndarray, size: int) -> np.ndarray:
+    """``x[..., k] = +1 if k == index else -1``; index -1 (absent) gives all -1.
+
+    (...,) int -> (..., size) float32.
+    """
+    indices = np.asarray(indices)
+    if indices.size and (indices.min() < -1 or indices.max() >= size):
+        raise ValueError(f"categorical indices must lie in [-1, {size}), got range [{indices.min()}, {indices.max()}]")
+    return np.where(np.arange(size) == indices[..., None], 1.0, -1.0).astype(np.float32)
+
+
+def standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std``; NaN (absent) gives 0.  (..., d) -> (..., d) float32."""
+    z = (np.asarray(values, dtype=np.float64) - mean) / std
+    return np.nan_to_num(z, nan=0.0).astype(np.float32)
+
+
+class TaskEncoding:
+    """The token layout of a task: an ordered list of parts ``state``, ``obs``, ``action``."""
+
+    def __init__(self, parts: Sequence[PartSpec]):
+        names = [p.name for p in parts]
+        if sorted(names) != sorted(PARTS):
+            raise ValueError(f"an encoding needs exactly the parts {PARTS}, got {names}")
+        self.parts = {p.name: p for p in parts}
+        offsets = np.cumsum([0] + [p.size for p in parts])
+        self._slices = {p.name: slice(int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])}
+        self.dim = int(offsets[-1])
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{p.name}={p.kind}[{p.size}]" for p in self.parts.values())
+        return f"TaskEncoding({body}; dim={self.dim})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaskEncoding) and self.to_dict() == other.to_dict()
+
+    def slice(self, part: str) -> slice:
+        """Where ``part`` lives in the last axis of a token."""
+        if part not in self._slices:
+            raise KeyError(f"unknown part {part!r}; parts: {list(self._slices)}")
+        return self._slices[part]
+
+    @property
+    def all_categorical(self) -> bool:
+        return all(p.kind == "categorical" for p in self.parts.values())
+
+    def _check_stats(self, spec: PartSpec) -> tuple[np.ndarray, np.ndarray]:
+        if spec.mean is None or spec.std is None:
+            raise ValueError(f"continuous part {spec.name!r} has no mean/std; build it with TaskEncoding.fitted(...)")
+        return np.asarray(spec.mean), np.asarray(spec.std)
+
+    def encode_part(self, part: str, values: Any) -> np.ndarray:
+        """(..., T) indices or (..., T, d) values -> (..., T, width of part) float32."""
+        spec = self.parts[part]
+        if spec.kind == "categorical":
+            return one_hot_pm1(np.asarray(values, dtype=np.int64), spec.size)
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape[-1:] != (spec.size,):
+            raise ValueError(f"continuous part {part!r} expects a last axis of size {spec.size}, got shape {values.shape}")
+        return standardise(values, *self._check_stats(spec))
+
+    def encode(self, states: Any, observations: Any, actions: Any) -> np.ndarray:
+        """Tokens ``concat(s, o, a)``: arrays of shape (..., T) or (..., T, d) -> (..., T, dim) float32."""
+        by_name = {"state": states, "obs": observations, "action": actions}
+        pieces = [self.encode_part(name, by_name[name]) for name in self.parts]
+        lead = {piece.shape[:-1] for piece in pieces}
+        if len(lead) != 1:
+            raise ValueError(f"state, obs and action must share their leading shape (..., T); got {sorted(lead)}")
+        return np.concatenate(pieces, axis=-1)
+
+    def logits(self, x: Any, part: str) -> np.ndarray:
+        """The raw entries of ``part`` in tokens ``x`` (..., dim) -> (..., width); for a categorical
+        part their softmax is a distribution over its values."""
+        x = np.asarray(x)
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"tokens must have a last axis of size {self.dim}, got shape {x.shape}")
+        return x[..., self.slice(part)]
+
+    def decode_part(self, x: Any, part: str) -> np.ndarray:
+        """(..., dim) tokens -> (...,) int indices (categorical) or (..., d) values (continuous)."""
+        spec = self.parts[part]
+        raw = self.logits(x, part)
+        if spec.kind == "categorical":
+            return raw.argmax(axis=-1)
+        mean, std = self._check_stats(spec)
+        return raw * std + mean
+
+    def decode(self, x: Any) -> dict[str, np.ndarray]:
+        """(..., dim) tokens (numpy or torch) -> {part: decoded array}."""
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().numpy()
+        return {name: self.decode_part(x, name) for name in self.parts}
+
+    def fitted(self, **values: np.ndarray) -> "TaskEncoding":
+        """A copy whose continuous parts carry the mean/std of ``values[part]`` (shape (n, d)).
+
+        NaN (absent) entries are ignored; a constant dimension gets std 1.
+        """
+        parts = []
+        for spec in self.parts.values():
+            if spec.name in values and spec.kind == "continuous":
+                data = rearrange(np.asarray(values[spec.name], dtype=np.float64), "... d -> (...) d")
+                std = np.nanstd(data, axis=0)
+                spec = replace(spec, mean=tuple(np.nanmean(data, axis=0).tolist()),
+                               std=tuple(np.where(std > 0, std, 1.0).tolist()))
+            parts.append(spec)
+        return TaskEncoding(parts)
+
+    def to_dict(self) -> dict:
+        return {"parts": [
+            {"name": p.name, "kind": p.kind, "size": p.size,
+             "mean": None if p.mean is None else list(p.mean), "std": None if p.std is None else list(p.std)}
+            for p in self.parts.values()
+        ]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaskEncoding":
+        try:
+            return cls([PartSpec(name=p["name"], kind=p["kind"], size=int(p["size"]),
+                                 mean=None if p.get("mean") is None else tuple(p["mean"]),
+                                 std=None if p.get("std") is None else tuple(p["std"]))
+                        for p in data["parts"]])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a TaskEncoding dict (missing or bad field {err}): {data!r}") from None
+
+
+def grid_encoding(env: Any) -> TaskEncoding:
+    """Grid worlds: state and observation categorical over the cells, action categorical over 4 moves."""
+    grid = getattr(env, "unwrapped", env)
+    n_actions = int(grid.action_space.n)
+    return TaskEncoding([
+        PartSpec("state", "categorical", int(grid.n_cells)),
+        PartSpec("obs", "categorical", int(grid.n_cells)),
+        PartSpec("action", "categorical", n_actions),
+    ])

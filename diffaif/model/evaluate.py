@@ -1,0 +1,124 @@
+"""How well the world model predicts the true environment, given the true actions.
+
+On held-out random-policy episodes, windows are built as the planner builds them (``known_window``:
+observations and actions up to the present step, the true next actions as the policy); the model's
+samples are compared with what really happened and with the exact Bayes-filter prediction.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffaif.data.episodes import collect_episodes
+from diffaif.data.exact_filter import filter_beliefs, predict_observations
+from diffaif.model.world_model import WorldModel, known_window
+
+
+def most_frequent(samples: np.ndarray, n_values: int) -> np.ndarray:
+    """Mode over the sample axis: (B, n, ...) ints -> (B, ...)."""
+    return histogram(samples, n_values).argmax(axis=-1)
+
+
+def histogram(samples: np.ndarray, n_values: int) -> np.ndarray:
+    """Empirical distribution over the sample axis: (B, n, ...) ints -> (B, ..., n_values)."""
+    counts = (samples[..., None] == np.arange(n_values)).sum(axis=1)
+    return counts / samples.shape[1]
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``TV(p, q) = ½ Σ_k |p_k - q_k|`` over the last axis."""
+    return 0.5 * np.abs(p - q).sum(axis=-1)
+
+
+def _planning_windows(data: Any, context: int, horizon: int, per_episode: int, n_actions: int,
+                      rng: np.random.Generator) -> list[dict]:
+    """Present steps t of each episode with their history, true next actions and true future.
+
+    After a terminated episode the future is the absorbing final step (actions drawn uniformly);
+    an unterminated episode only offers t with t + horizon within it.
+    """
+    items = []
+    for e, ((a, b), done) in enumerate(zip(data.episode_bounds(), data.episode_terminated())):
+        n = b - a
+        last = n - 1 if done else n - 1 - horizon
+        if last < 0:
+            continue
+        for t in rng.choice(last + 1, size=min(per_episode, last + 1), replace=False):
+            rows = np.minimum(np.arange(t, t + horizon + 1), n - 1) + a
+            actions = data.actions[rows[:-1]].copy()
+            beyond = np.arange(t, t + horizon) >= n - 1
+            actions[beyond] = rng.integers(0, n_actions, size=int(beyond.sum()))
+            first = max(0, t - context)
+            items.append(dict(episode=e, t=int(t), obs_history=data.observations[a + first:a + t + 1],
+                              action_history=data.actions[a + first:a + t], policy=actions,
+                              future_obs=data.observations[rows[1:]], states=data.states[rows]))
+    return items
+
+
+def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, horizon: int = 5, n_samples: int = 16,
+                         steps: int | None = None, mode: str | None = None, seed: int = 10_000,
+                         context: int | None = None, per_episode: int = 4, batch_windows: int = 256) -> dict:
+    """k-step prediction accuracy (k = 1..horizon) given the true actions, and calibration against the exact filter.
+
+    Returns a dict with lists over k: ``obs_accuracy`` / ``state_accuracy`` (the most frequent sampled
+    o_{t+k} / s_{t+k} equals the true one), ``obs_tvd`` (mean total variation between the sample
+    histogram of o_{t+k} and the exact predictive ``b_t P[:, a_t] ··· O``, with ``b_t`` the exact Bayes
+    filter belief given the whole episode history) and ``obs_tvd_floor`` (the same for a histogram of
+    ``n_samples`` draws from the exact predictive itself: what a perfect model scores); and scalars
+    ``belief_accuracy`` (argmax of the sampled s_t histogram = argmax of ``b_t``), ``present_state_accuracy``
+    (most frequent sampled s_t = true s_t), ``n_windows``, ``seconds_per_call`` (per inpaint call of
+    ``batch_windows`` windows). ``context`` defaults to ``model.length - 1 - horizon``.
+    """
+    grid = env.unwrapped
+    context = model.length - 1 - horizon if context is None else context
+    if context < 0 or context + horizon + 1 > model.length:
+        raise ValueError(f"context {context} + horizon {horizon} + 1 must fit the window length {model.length}")
+    rng = np.random.default_rng(seed)
+    data = collect_episodes(env, n_episodes, seed=seed)
+    items = _planning_windows(data, context, horizon, per_episode, int(grid.action_space.n), rng)
+    P, O = grid.transition_matrix(), grid.observation_matrix()
+    prior = np.eye(grid.n_cells)[grid.start]
+    beliefs = {e: filter_beliefs(prior, P, O, ep["observations"], ep["actions"])
+               for e, ep in ((e, data.episode(e)) for e in {item["episode"] for item in items})}
+    n_cells = grid.n_cells
+    generator = torch.Generator().manual_seed(seed)
+    obs_samples, state_samples, seconds = [], [], []
+    for start in range(0, len(items), batch_windows):
+        chunk = items[start:start + batch_windows]
+        pairs = [known_window(model.encoding, model.length, context, item["obs_history"][None],
+                              item["action_history"][None], item["policy"][None]) for item in chunk]
+        known = torch.cat([k for k, _ in pairs])
+        mask = torch.cat([m for _, m in pairs])
+        began = time.perf_counter()
+        samples = model.inpaint(known, mask, n_samples, steps=steps, mode=mode, generator=generator)
+        seconds.append(time.perf_counter() - began)
+        decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1])
+        obs_samples.append(decoded["obs"][:, :, 1:])
+        state_samples.append(decoded["state"])
+    obs_samples = np.concatenate(obs_samples)        # (W, n, H)
+    state_samples = np.concatenate(state_samples)    # (W, n, H + 1), index 0 = present
+    true_obs = np.stack([item["future_obs"] for item in items])
+    true_states = np.stack([item["states"] for item in items])
+    belief_now = np.stack([beliefs[item["episode"]][item["t"]] for item in items])
+    exact = np.stack([predict_observations(b, P, O, item["policy"]) for b, item in zip(belief_now, items)])
+    floor_draws = np.stack([[[rng.choice(n_cells, p=p_k / p_k.sum()) for p_k in window] for _ in range(n_samples)]
+                            for window in exact])  # (W, n, H)
+    state_hist_now = histogram(state_samples[:, :, 0], n_cells)
+    return {
+        "obs_accuracy": (most_frequent(obs_samples, n_cells) == true_obs).mean(axis=0).tolist(),
+        "state_accuracy": (most_frequent(state_samples[:, :, 1:], n_cells) == true_states[:, 1:]).mean(axis=0).tolist(),
+        "obs_tvd": total_variation(histogram(obs_samples, n_cells), exact).mean(axis=0).tolist(),
+        "obs_tvd_floor": total_variation(histogram(floor_draws, n_cells), exact).mean(axis=0).tolist(),
+        "belief_accuracy": float((state_hist_now.argmax(-1) == belief_now.argmax(-1)).mean()),
+        "present_state_accuracy": float((state_hist_now.argmax(-1) == true_states[:, 0]).mean()),
+        "n_windows": len(items),
+        "context": context,
+        "horizon": horizon,
+        "n_samples": n_samples,
+        "mode": mode or model.config.mode,
+        "steps": steps or model.config.steps,
+        "seconds_per_call": float(np.mean(seconds)),
+    }

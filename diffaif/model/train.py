@@ -1,0 +1,272 @@
+"""Training the world model: denoising score matching on episode windows.
+
+Files written to ``out_dir``: ``config.yaml`` (resolved model + train config), ``encoding.json``,
+``metrics.jsonl`` (one line per log interval), ``checkpoint.pt`` (net, optimizer, lr schedule, EMA,
+step; written atomically) and ``model/`` (the EMA world model, ``WorldModel.load``-able), both renewed
+at every checkpoint interval and at the end.
+
+Every step's batch, masks and noise come from a generator seeded by (seed, process, step), so a
+resumed run draws exactly what the uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from diffaif.config import save_config
+from diffaif.data.encoding import TaskEncoding
+from diffaif.data.episodes import EpisodeData, windows
+from diffaif.model.score_net import ScoreNet
+from diffaif.model.world_model import PREDICTION_TYPES, ModelConfig, NoiseSchedule, WorldModel, build_score_net
+
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_DIR = "model"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"        # any name of diffusers.optimization.get_scheduler
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999           # EMAModel ramps up as (1 + step) / (10 + step) to this value
+    prediction_type: str = "sample"    # "sample" (x0, cross-entropy on categorical parts) | "epsilon" | "v_prediction"
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    mask_prob: float = 0.9             # masked mode: share of windows trained with a non-empty known mask
+    left_pad: int | None = None        # most absent steps before an episode start in a window (None: length - 1)
+    seed: int = 0
+    log_interval: int = 50
+    checkpoint_interval: int = 500
+    wandb_mode: str = "disabled"       # "disabled" | "offline" | "online"
+
+    def __post_init__(self):
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"TrainConfig.prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+        if not 0.0 <= self.mask_prob <= 1.0:
+            raise ValueError(f"TrainConfig.mask_prob must be in [0, 1], got {self.mask_prob}")
+        if self.wandb_mode not in ("disabled", "offline", "online"):
+            raise ValueError(f"TrainConfig.wandb_mode must be disabled/offline/online, got {self.wandb_mode!r}")
+        for name in ("steps", "batch_size", "log_interval", "checkpoint_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class WorldModelConfig:
+    """The schema of ``configs/model/*.yaml``: architecture and training."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def random_known_mask(encoding: TaskEncoding, batch: int, length: int, mask_prob: float,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Known-masks for masked-mode training: (batch, length, dim) bool, whole parts of a step at a time.
+
+    Each window is, with probability ``1 - mask_prob``, unconditional (nothing known); otherwise with
+    equal chance a *planning* pattern (observations known up to a random present step c, actions up to
+    a random c + h, states unknown: what ``known_window`` asks for) or an *iid* pattern (each
+    (step, part) known with a rate drawn uniformly per window).
+    """
+    names = list(encoding.parts)
+    steps = torch.arange(length)
+    present = torch.randint(0, length, (batch, 1), generator=generator)
+    last_action = present + torch.randint(0, length + 1, (batch, 1), generator=generator)
+    planning = torch.zeros(batch, length, len(names), dtype=torch.bool)
+    planning[..., names.index("obs")] = steps <= present
+    planning[..., names.index("action")] = steps < last_action
+    rate = torch.rand(batch, 1, 1, generator=generator)
+    iid = torch.rand(batch, length, len(names), generator=generator) < rate
+    use_planning = torch.rand(batch, 1, 1, generator=generator) < 0.5
+    has_mask = torch.rand(batch, 1, 1, generator=generator) < mask_prob
+    per_part = torch.where(use_planning, planning, iid) & has_mask
+    widths = torch.tensor([encoding.parts[n].size for n in names])
+    return torch.repeat_interleave(per_part, widths, dim=-1)
+
+
+def x0_loss(encoding: TaskEncoding, logits: torch.Tensor, x0: torch.Tensor, unknown: torch.Tensor) -> torch.Tensor:
+    """Loss of the x0 prediction on unknown entries: cross-entropy ``-log softmax(logits)[index]`` per
+    categorical part of a step, squared error per continuous entry; averaged over what is predicted.
+
+    Absent categorical steps (all -1, no index) are never predicted: ``known_window`` always gives them.
+    ``logits``, ``x0`` (B, T, D); ``unknown`` (B, T, D) bool.
+    """
+    total, count = logits.new_zeros(()), logits.new_zeros(())
+    for name, spec in encoding.parts.items():
+        part = encoding.slice(name)
+        if spec.kind == "categorical":
+            target = x0[..., part]
+            weight = (unknown[..., part].all(-1) & (target > 0).any(-1)).to(logits.dtype)
+            ce = -(logits[..., part].log_softmax(-1) * (target > 0)).sum(-1)
+            total, count = total + (ce * weight).sum(), count + weight.sum()
+        else:
+            weight = unknown[..., part].to(logits.dtype)
+            total, count = total + ((logits[..., part] - x0[..., part]) ** 2 * weight).sum(), count + weight.sum()
+    return total / count.clamp(min=1.0)
+
+
+def diffusion_loss(net: torch.nn.Module, scheduler: DDPMScheduler, encoding: TaskEncoding, x0: torch.Tensor,
+                   mask: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``, t uniform.
+
+    prediction_type "sample": ``x0_loss`` of the net output (logits) against x0; "epsilon" / "v_prediction":
+    mean squared error against ε / ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0``. With a known-mask (B, T, D)
+    the known entries of the input are clean, the mask is the extra channel, and only unknown entries count.
+    """
+    batch = x0.shape[0]
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(x0.device)
+    x_t = scheduler.add_noise(x0, noise, t)
+    if mask is not None:
+        x_t = torch.where(mask, x0, x_t)
+    output = net(x_t, t, mask)
+    unknown = torch.ones_like(x0, dtype=torch.bool) if mask is None else ~mask
+    if scheduler.config.prediction_type == "sample":
+        return x0_loss(encoding, output, x0, unknown)
+    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    weight = unknown.to(x0.dtype)
+    return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def _atomic_torch_save(obj: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        torch.save(obj, handle)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """The training state saved in ``checkpoint.pt``; an unreadable file is a ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a truncated or foreign file
+        raise ValueError(f"training checkpoint {path} is corrupt: {err}") from None
+    missing = {"step", "net", "optimizer", "lr_scheduler", "ema", "model_config"} - set(state)
+    if missing:
+        raise ValueError(f"training checkpoint {path} lacks {sorted(missing)}")
+    return state
+
+
+def _ema_world_model(ema: EMAModel, encoding: TaskEncoding, model_config: ModelConfig,
+                     noise: NoiseSchedule) -> WorldModel:
+    net = build_score_net(encoding, model_config)
+    ema.copy_to(net.parameters())
+    return WorldModel(net, encoding, model_config, noise)
+
+
+def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: ModelConfig,
+                      train_config: TrainConfig, out_dir: str | Path, resume: bool = False,
+                      progress: bool = True) -> WorldModel:
+    """Train a score net on the windows of ``data``; returns the EMA world model (also saved in ``out_dir/model``).
+
+    ``resume=True`` continues from ``out_dir/checkpoint.pt`` (net, optimizer, lr schedule, EMA, step)
+    up to ``train_config.steps``. A NaN/inf loss raises ``TrainingDivergedError`` before the update, so
+    the last checkpoint stays the last good one.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = train_config
+    accelerator = Accelerator(log_with="wandb" if cfg.wandb_mode != "disabled" else None)
+    if cfg.wandb_mode != "disabled":
+        os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
+        accelerator.init_trackers("diffaif", config={"model": asdict(model_config), "train": asdict(cfg)})
+    torch.manual_seed(cfg.seed)
+    noise_schedule = NoiseSchedule(cfg.num_train_timesteps, cfg.beta_schedule, cfg.prediction_type,
+                                   clip_sample=encoding.all_categorical)
+    scheduler = DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
+                              prediction_type=cfg.prediction_type)
+    dataset = windows(data, encoding, model_config.length, left_pad=cfg.left_pad, seed=cfg.seed)
+    net: ScoreNet = build_score_net(encoding, model_config)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lr_scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
+                                 num_training_steps=cfg.steps)
+    ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
+    checkpoint_path = out_dir / CHECKPOINT_FILE
+    start = 0
+    if resume:
+        state = load_checkpoint(checkpoint_path)
+        if state["model_config"] != asdict(model_config):
+            raise ValueError(f"cannot resume from {checkpoint_path}: it was trained with model config "
+                             f"{state['model_config']}, not {asdict(model_config)}")
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
+        ema.load_state_dict(state["ema"])
+        start = int(state["step"])
+    net, optimizer, lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
+    ema.to(accelerator.device)
+    dataset = dataset.to(accelerator.device)
+    save_config(WorldModelConfig(model_config, cfg), out_dir / "config.yaml")
+    (out_dir / "encoding.json").write_text(json.dumps(encoding.to_dict(), indent=2))
+
+    def save_checkpoint(step: int) -> None:
+        unwrapped = accelerator.unwrap_model(net)
+        _atomic_torch_save({"step": step, "net": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
+                            "lr_scheduler": lr_scheduler.state_dict(), "ema": ema.state_dict(),
+                            "model_config": asdict(model_config)}, checkpoint_path)
+        _ema_world_model(ema, encoding, model_config, noise_schedule).save(out_dir / MODEL_DIR)
+
+    last_saved = start if resume else None
+    losses: list[float] = []
+    began = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train world model",
+               disable=not (progress and accelerator.is_local_main_process))
+    net.train()
+    with open(out_dir / "metrics.jsonl", "a") as metrics:
+        for step in bar:
+            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + accelerator.process_index * 7919 + step)
+            x0 = dataset[torch.randint(0, len(dataset), (cfg.batch_size,), generator=generator).to(dataset.device)]
+            mask = None
+            if model_config.mask_channel:
+                mask = random_known_mask(encoding, cfg.batch_size, model_config.length, cfg.mask_prob,
+                                         generator).to(x0.device)
+            loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator)
+            if not torch.isfinite(loss):
+                where = (f"the last good checkpoint is {checkpoint_path} (step {last_saved})"
+                         if last_saved is not None else "no checkpoint was written yet")
+                raise TrainingDivergedError(f"training diverged: loss is {loss.item()} at step {step + 1} "
+                                            f"(lr {lr_scheduler.get_last_lr()[0]:.3g}); {where}")
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad()
+            ema.step(accelerator.unwrap_model(net).parameters())
+            losses.append(loss.item())
+            done = step + 1
+            if done % cfg.log_interval == 0 or done == cfg.steps:
+                record = {"step": done, "loss": sum(losses) / len(losses), "lr": lr_scheduler.get_last_lr()[0],
+                          "elapsed_s": round(time.time() - began, 2)}
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                accelerator.log(record, step=done)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                losses.clear()
+            if accelerator.is_main_process and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
+                save_checkpoint(done)
+                last_saved = done
+    if cfg.wandb_mode != "disabled":
+        accelerator.end_training()
+    return _ema_world_model(ema, encoding, model_config, noise_schedule).to(accelerator.device)

@@ -1,0 +1,349 @@
+"""The diffusion world model: score net + encoding + noise schedule, and conditioning by inpainting.
+
+Time layout of a planning window (``known_window``): ``length`` tokens, index ``c = context`` is the
+present step t (its observation is known, its action is the first action of the candidate policy),
+indices ``< c`` are the past (observations and actions known, hidden states inferred), indices ``> c``
+the future (actions known as far as the policy reaches, states and observations predicted).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, RePaintScheduler
+from einops import rearrange, repeat
+
+from diffaif.data.encoding import TaskEncoding
+from diffaif.model.score_net import ScoreNet
+
+MODES: tuple[str, ...] = ("repaint", "masked")
+PREDICTION_TYPES: tuple[str, ...] = ("sample", "epsilon", "v_prediction")
+WORLD_MODEL_FILE = "world_model.json"
+NET_DIR = "score_net"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the score net and the sampler defaults stored with the model."""
+
+    length: int = 8            # window length T (context + present + future)
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    mode: str = "masked"       # "masked": mask channel, no resampling (measured far better); "repaint": unconditional
+    steps: int = 10            # default denoising steps of inpaint()
+    jump_length: int = 1       # RePaint: steps forward per resampling jump
+    jump_n_sample: int = 2     # RePaint: times each jump is resampled (1 = no resampling)
+    eta: float = 0.0           # RePaint: 0 = deterministic DDIM update of the unknown part, 1 = DDPM-like
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"ModelConfig.mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("length", "width", "depth", "heads", "steps", "jump_length", "jump_n_sample"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def mask_channel(self) -> bool:
+        return self.mode == "masked"
+
+
+@dataclass
+class NoiseSchedule:
+    """The forward process the net was trained with (shared by the training and sampling schedulers)."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"    # "sample" (x0; softmax for categorical parts) | "epsilon" | "v_prediction"
+    clip_sample: bool = True           # clip predicted x0 to [-1, 1] (only right for all-categorical tokens)
+
+    def __post_init__(self):
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+
+
+def build_score_net(encoding: TaskEncoding, config: ModelConfig) -> ScoreNet:
+    return ScoreNet(dim=encoding.dim, length=config.length, width=config.width, depth=config.depth,
+                    heads=config.heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout,
+                    mask_channel=config.mask_channel)
+
+
+def predicted_x0(encoding: TaskEncoding, logits: torch.Tensor) -> torch.Tensor:
+    """The net's x0 estimate under ``prediction_type="sample"``: (..., D) -> (..., D).
+
+    A categorical part of K logits becomes ``2 softmax(logits) - 1``, the expected ±1 one-hot (so the
+    net is trained with cross-entropy, which learns far faster than MSE on sparse one-hots); a
+    continuous part is the raw output.
+    """
+    parts = []
+    for name, spec in encoding.parts.items():
+        raw = logits[..., encoding.slice(name)]
+        parts.append(2 * raw.softmax(-1) - 1 if spec.kind == "categorical" else raw)
+    return torch.cat(parts, dim=-1)
+
+
+def epsilon_from_output(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor,
+                        prediction_type: str) -> torch.Tensor:
+    """The noise estimate: ``eps = output`` (epsilon), ``eps = sqrt(ᾱ) v + sqrt(1 - ᾱ) x_t`` (v-prediction)
+    or ``eps = (x_t - sqrt(ᾱ) x̂0) / sqrt(1 - ᾱ)`` (sample, ``output`` = x̂0)."""
+    if prediction_type == "epsilon":
+        return output
+    if prediction_type == "sample":
+        return (x_t - alpha_bar.sqrt() * output) / (1 - alpha_bar).sqrt()
+    return alpha_bar.sqrt() * output + (1 - alpha_bar).sqrt() * x_t
+
+
+def repaint_step(x_t: torch.Tensor, eps: torch.Tensor, known: torch.Tensor, mask: torch.Tensor,
+                 noise_unknown: torch.Tensor, noise_known: torch.Tensor, alpha_bar: torch.Tensor,
+                 alpha_bar_prev: torch.Tensor, eta: float, clip: bool) -> torch.Tensor:
+    """One RePaint reverse step from level ᾱ to level ᾱ' (all tensors (B, T, D) or scalars).
+
+    ``x̂0 = (x_t - sqrt(1-ᾱ) eps) / sqrt(ᾱ)``; ``σ = η sqrt((1-ᾱ')/(1-ᾱ) (1 - ᾱ/ᾱ'))``;
+    unknown: ``sqrt(ᾱ') x̂0 + sqrt(1-ᾱ'-σ²) eps + σ z``; known: ``sqrt(ᾱ') known + sqrt(1-ᾱ') z'``.
+    (The formula of diffusers' ``RePaintScheduler.step``, with the noise passed in so that it can be
+    shared across candidates, and independent draws for the two parts.)
+    """
+    x0 = (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+    if clip:
+        x0 = x0.clamp(-1, 1)
+    sigma = eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
+    unknown = alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise_unknown
+    known_part = alpha_bar_prev.sqrt() * known + (1 - alpha_bar_prev).sqrt() * noise_known
+    return torch.where(mask, known_part, unknown)
+
+
+def renoise(x: torch.Tensor, alpha_bar_from: torch.Tensor, alpha_bar_to: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Forward jump from level ᾱ_from to a noisier ᾱ_to: ``sqrt(ᾱ_to/ᾱ_from) x + sqrt(1 - ᾱ_to/ᾱ_from) z``.
+
+    (The product of the one-step noisings that diffusers' ``RePaintScheduler.undo_step`` draws one by one.)
+    """
+    ratio = alpha_bar_to / alpha_bar_from
+    return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
+
+
+class NoiseSource:
+    """Gaussian draws for ``batch`` x ``n_samples`` sequences of shape ``shape`` -> ((batch n), *shape).
+
+    With ``shared=True`` (common random numbers) each draw has shape (n_samples, *shape) and is repeated
+    over the batch, so every batch row sees the same noise.
+    """
+
+    def __init__(self, batch: int, n_samples: int, shape: tuple[int, ...], shared: bool,
+                 generator: torch.Generator | None, device: torch.device, dtype: torch.dtype):
+        self.batch, self.n_samples, self.shape, self.shared = batch, n_samples, shape, shared
+        self.generator, self.device, self.dtype = generator, device, dtype
+
+    def __call__(self) -> torch.Tensor:
+        gen_device = self.generator.device if self.generator is not None else self.device
+        rows = self.n_samples if self.shared else self.batch * self.n_samples
+        z = torch.randn((rows, *self.shape), generator=self.generator, device=gen_device, dtype=self.dtype)
+        z = z.to(self.device)
+        return repeat(z, "n ... -> (b n) ...", b=self.batch) if self.shared else z
+
+
+def _alpha_bar(scheduler: Any, t: int) -> torch.Tensor:
+    """ᾱ at timestep t; t < 0 is the clean end (``final_alpha_cumprod``)."""
+    return scheduler.alphas_cumprod[t] if t >= 0 else torch.as_tensor(scheduler.final_alpha_cumprod)
+
+
+class WorldModel:
+    """A trained score net (EMA weights) with its encoding, architecture/sampler config and noise schedule."""
+
+    def __init__(self, net: ScoreNet, encoding: TaskEncoding, config: ModelConfig, noise: NoiseSchedule):
+        if net.config.dim != encoding.dim:
+            raise ValueError(f"score net width {net.config.dim} does not match the encoding dim {encoding.dim}")
+        if net.config.mask_channel != config.mask_channel or net.config.length != config.length:
+            raise ValueError(f"score net config {dict(net.config)} does not match the model config {config}")
+        self.net = net.eval()
+        self.encoding = encoding
+        self.config = config
+        self.noise = noise
+
+    @property
+    def length(self) -> int:
+        return self.config.length
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: str | torch.device) -> "WorldModel":
+        self.net.to(device)
+        return self
+
+    # ---- sampling -------------------------------------------------------------------------
+    def denoise(self, x: torch.Tensor, t: torch.Tensor | int, mask: torch.Tensor | None) -> torch.Tensor:
+        """The net's prediction (noise, v or x̂0, per ``noise.prediction_type``) for noisy windows (B, T, D)."""
+        output = self.net(x, t, mask)
+        return predicted_x0(self.encoding, output) if self.noise.prediction_type == "sample" else output
+
+    def _scheduler_kwargs(self) -> dict:
+        return dict(num_train_timesteps=self.noise.num_train_timesteps, beta_schedule=self.noise.beta_schedule,
+                    clip_sample=self.noise.clip_sample)
+
+    @torch.no_grad()
+    def inpaint(self, known: Any, mask: Any, n_samples: int, steps: int | None = None, mode: str | None = None,
+                generator: torch.Generator | None = None, shared_noise: bool = False) -> torch.Tensor:
+        """Samples of whole windows given the entries of ``known`` where ``mask`` is set.
+
+        ``known`` (B, T, D) float, ``mask`` (B, T, D) bool -> (B, n_samples, T, D), equal to ``known``
+        exactly where ``mask`` is set. All B x n_samples windows go through the net as one batch per
+        denoising step. ``mode`` (default: the model's) is "masked" (DDIM with ``steps`` steps, known
+        entries clamped to their clean values and given as the mask channel; needs a model trained in
+        masked mode) or "repaint" (RePaint jumps over ``steps`` steps; a masked-mode model is run with an
+        empty mask, i.e. unconditionally, as it was also trained). ``shared_noise=True``: every random
+        draw has shape (n_samples, T, D) and is repeated over B (common random numbers).
+        """
+        mode = mode or self.config.mode
+        steps = steps or self.config.steps
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "masked" and not self.config.mask_channel:
+            raise ValueError("mode='masked' needs a model trained with the mask channel (ModelConfig.mode='masked')")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        known = torch.as_tensor(known, dtype=torch.float32, device=self.device)
+        mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
+        batch, length, dim = known.shape
+        if mask.shape != known.shape or dim != self.encoding.dim or length > self.length:
+            raise ValueError(f"known and mask must both be (B, T<={self.length}, {self.encoding.dim}); "
+                             f"got {tuple(known.shape)} and {tuple(mask.shape)}")
+        flat_known = repeat(known, "b t d -> (b n) t d", n=n_samples)
+        flat_mask = repeat(mask, "b t d -> (b n) t d", n=n_samples)
+        noise = NoiseSource(batch, n_samples, (length, dim), shared_noise, generator, self.device, known.dtype)
+        if mode == "masked":
+            x = self._sample_masked(flat_known, flat_mask, steps, noise)
+        else:
+            x = self._sample_repaint(flat_known, flat_mask, steps, noise)
+        x = torch.where(flat_mask, flat_known, x)
+        return rearrange(x, "(b n) t d -> b n t d", b=batch)
+
+    def _sample_masked(self, known: torch.Tensor, mask: torch.Tensor, steps: int, noise: NoiseSource) -> torch.Tensor:
+        scheduler = DDIMScheduler(**self._scheduler_kwargs(), prediction_type=self.noise.prediction_type,
+                                  timestep_spacing="trailing", set_alpha_to_one=True)
+        scheduler.set_timesteps(steps, device=self.device)
+        x = noise()
+        for t in scheduler.timesteps:
+            x = torch.where(mask, known, x)
+            output = self.denoise(x, t, mask)
+            x = scheduler.step(output, t, x, eta=0.0).prev_sample
+        return x
+
+    def _sample_repaint(self, known: torch.Tensor, mask: torch.Tensor, steps: int, noise: NoiseSource) -> torch.Tensor:
+        # RePaintScheduler gives the jump schedule and ᾱ; the step itself is repaint_step() so that the
+        # noise can be shared across candidates (the scheduler draws its own noise per batch element).
+        scheduler = RePaintScheduler(**self._scheduler_kwargs())
+        scheduler.set_timesteps(steps, jump_length=self.config.jump_length,
+                                jump_n_sample=self.config.jump_n_sample)
+        scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(self.device)
+        stride = self.noise.num_train_timesteps // scheduler.num_inference_steps
+        empty_mask = torch.zeros_like(mask) if self.config.mask_channel else None
+        x = noise()
+        t_last = int(scheduler.timesteps[0]) + 1
+        for t in (int(t) for t in scheduler.timesteps):
+            if t < t_last:  # reverse step: level t -> t - stride
+                alpha_bar, alpha_bar_prev = _alpha_bar(scheduler, t), _alpha_bar(scheduler, t - stride)
+                output = self.denoise(x, t, empty_mask)
+                eps = epsilon_from_output(output, x, alpha_bar, self.noise.prediction_type)
+                x = repaint_step(x, eps, known, mask, noise(), noise(), alpha_bar, alpha_bar_prev,
+                                 self.config.eta, self.noise.clip_sample)
+            else:  # resampling jump: back up from level t_last - stride to t - stride = t_last
+                x = renoise(x, _alpha_bar(scheduler, t_last - stride), _alpha_bar(scheduler, t_last), noise())
+            t_last = t
+        return x
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write ``score_net/`` (safetensors + config.json) and ``world_model.json``; the directory is
+        replaced only once everything is written."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
+        self.net.save_pretrained(tmp / NET_DIR, safe_serialization=True)
+        meta = {"encoding": self.encoding.to_dict(), "config": asdict(self.config), "noise": asdict(self.noise)}
+        (tmp / WORLD_MODEL_FILE).write_text(json.dumps(meta, indent=2))
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "WorldModel":
+        """Read a directory written by ``save``; a missing, corrupt or mismatched file is an error naming it."""
+        directory = Path(directory)
+        meta_path = directory / WORLD_MODEL_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no world model at {directory}: {meta_path} is missing")
+        try:
+            meta = json.loads(meta_path.read_text())
+            encoding = TaskEncoding.from_dict(meta["encoding"])
+            config = ModelConfig(**meta["config"])
+            noise = NoiseSchedule(**meta["noise"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"world model file {meta_path} is corrupt: {err}") from None
+        net_path = directory / NET_DIR
+        try:
+            net = ScoreNet.from_pretrained(net_path)
+        except Exception as err:  # diffusers/safetensors raise many types for a bad file; name the file
+            raise ValueError(f"score net checkpoint {net_path} could not be loaded: {err}") from None
+        try:
+            return cls(net, encoding, config, noise).to(device)
+        except ValueError as err:
+            raise ValueError(f"checkpoint {directory} is inconsistent: {err}") from None
+
+
+def _blank(encoding: TaskEncoding, part: str, batch: int, length: int) -> np.ndarray:
+    """Absent values for one part of (batch, length) steps: -1 indices or NaN vectors."""
+    spec = encoding.parts[part]
+    if spec.kind == "categorical":
+        return np.full((batch, length), -1, dtype=np.int64)
+    return np.full((batch, length, spec.size), np.nan)
+
+
+def known_window(encoding: TaskEncoding, length: int, context: int, observations: Any, past_actions: Any,
+                 policy: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (known, mask) pair for planning: history right-aligned before the present step c = ``context``.
+
+    ``observations`` (B, k) (or (B, k, d) continuous): o_{t-k+1} .. o_t, the last one the present;
+    ``past_actions`` (B, k-1): a_{t-k+1} .. a_{t-1}; ``policy`` (B, h): a_t .. a_{t+h-1}, h <= length - c.
+    k <= c + 1; when k < c + 1 the episode started k steps ago and the window indices before it are
+    known *absent* tokens (as in training windows). Hidden states and future observations are unknown.
+    Returns known (B, length, dim) float32 and mask (B, length, dim) bool.
+    """
+    observations, past_actions, policy = np.asarray(observations), np.asarray(past_actions), np.asarray(policy)
+    batch, k = observations.shape[:2]
+    horizon = policy.shape[1]
+    if not 1 <= k <= context + 1:
+        raise ValueError(f"need 1..{context + 1} observations (context {context}), got {k}")
+    if past_actions.shape[:2] != (batch, k - 1):
+        raise ValueError(f"past_actions must be (B={batch}, k-1={k - 1}), got {past_actions.shape}")
+    if policy.shape[0] != batch or context + horizon > length:
+        raise ValueError(f"policy must be (B={batch}, h<={length - context}), got {policy.shape}")
+    first = context - k + 1  # window index of the oldest known observation
+    values = {part: _blank(encoding, part, batch, length) for part in ("state", "obs", "action")}
+    values["obs"][:, first:context + 1] = observations
+    values["action"][:, first:context] = past_actions
+    values["action"][:, context:context + horizon] = policy
+    steps_known = {part: np.zeros((batch, length), dtype=bool) for part in values}
+    steps_known["obs"][:, first:context + 1] = True
+    steps_known["action"][:, first:context + horizon] = True
+    for part in steps_known:
+        steps_known[part][:, :first] = True  # absent tokens before the episode start
+    known = encoding.encode(values["state"], values["obs"], values["action"])
+    mask = np.zeros(known.shape, dtype=bool)
+    for part, rows in steps_known.items():
+        mask[..., encoding.slice(part)] = rows[..., None]
+    return torch.from_numpy(known), torch.from_numpy(mask)
