@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import yaml
 
+from diffaif.agents.aif import AIFConfig, DiffusionAIFAgent
 from diffaif.agents.base import Agent
 from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
 from diffaif.agents.qlearning import QLearningAgent, QLearningConfig
@@ -30,6 +31,7 @@ AGENTS: dict[str, AgentSpec] = {
     "random": AgentSpec(RandomAgent, None),
     "qlearning": AgentSpec(QLearningAgent, QLearningConfig),
     "oracle": AgentSpec(OracleAgent, OracleConfig),
+    "aif": AgentSpec(DiffusionAIFAgent, AIFConfig),
 }
 
 
@@ -65,6 +67,6 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict
 
 
 __all__ = [
-    "AGENTS", "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
+    "AGENTS", "AIFConfig", "DiffusionAIFAgent", "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
     "RandomAgent", "agent_config", "bayes_filter_update", "make_agent",
 ]

@@ -80,6 +80,11 @@ class EpisodeData:
     def n_episodes(self) -> int:
         return len(self.episode_starts)
 
+    @property
+    def n_interactions(self) -> int:
+        """Environment steps taken: every row but each episode's final one."""
+        return self.n_steps - self.n_episodes
+
     def episode_bounds(self) -> list[tuple[int, int]]:
         """(first row, one past the final row) of each episode."""
         ends = np.append(self.episode_starts[1:], self.n_steps)

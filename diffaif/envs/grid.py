@@ -31,6 +31,7 @@ class GridWorld(gym.Env):
     truncated after ``max_steps``. ``info["state"]`` holds the true hidden cell.
     """
 
+    action_names = ACTION_NAMES
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
 
     def __init__(

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from diffaif.agents import make_agent
 from diffaif.config import save_config
 from diffaif.envs import make_env
-from diffaif.experiments.plots import plot_comparison, plot_observability
+from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
 from diffaif.experiments.stats import format_table, pairwise_tests, summarise_steps
 
 
@@ -111,18 +111,26 @@ def run_comparison(config: CompareConfig) -> dict:
             env_steps[name].append(used)
             env.close()
     bar.close()
-    summary = summarise(config, records, env_steps)
+    summary = summarise(config, records, env_steps, step_log)
     write_outputs(out, config, summary, records, step_log)
+    action_names = getattr(task, "action_names", [str(a) for a in range(probe_env.action_space.n)])
+    for name in config.agents:
+        plot_policy_traces(step_log, action_names, out, agent=name)
     return summary
 
 
-def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: dict[str, list[int]]) -> dict:
+def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: dict[str, list[int]],
+              step_log: list[dict]) -> dict:
     steps = {n: np.array([r.steps for r in records if r.agent == n]) for n in config.agents}
     agents = {}
     for n in config.agents:
         success = np.array([r.success for r in records if r.agent == n])
         agents[n] = {**summarise_steps(steps[n], success), "env_steps": float(np.mean(env_steps[n])),
                      "seeds": config.seeds}
+        decision_ms = [row["decision_ms"] for row in step_log if row["agent"] == n and "decision_ms" in row]
+        if decision_ms:
+            agents[n]["decision_ms_median"] = float(np.median(decision_ms))
+            agents[n]["decision_ms_p95"] = float(np.percentile(decision_ms, 95))
     return {"env": config.env, "warmup_steps": config.warmup_steps, "agents": agents,
             "tests": pairwise_tests(steps)}
 

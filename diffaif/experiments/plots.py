@@ -69,20 +69,26 @@ def plot_observability(observability: np.ndarray, path: Path, start=None, goal=N
     plt.close(fig)
 
 
-def plot_policy_traces(step_log: list[dict], action_names, out: Path, agent: str = "aif") -> None:
-    """Action probabilities (Fig. 3) and EFE per action (Fig. 4) over the steps of one agent's first episode."""
+def plot_policy_traces(step_log: list[dict], action_names, out: Path, agent: str = "aif", episodes: int = 5) -> None:
+    """Action probabilities (Fig. 3) and EFE per action (Fig. 4) over the steps of one agent's first
+    ``episodes`` episodes of its first seed, joined end to end (dotted lines mark episode starts)."""
     rows = [r for r in step_log if r.get("agent") == agent and "action_probs" in r]
     if not rows:
         return
-    first = (rows[0]["seed"], rows[0]["episode"])
-    rows = [r for r in rows if (r["seed"], r["episode"]) == first]
-    for key, fname, ylabel in (("action_probs", "action_probabilities.png", "P(action)"),
-                               ("efe_per_action", "efe_per_action.png", "expected free energy G (min over policies)")):
+    seed = rows[0]["seed"]
+    shown = sorted({r["episode"] for r in rows if r["seed"] == seed})[:episodes]
+    rows = [r for r in rows if r["seed"] == seed and r["episode"] in shown]
+    starts = [i for i, r in enumerate(rows) if r["t"] == 0]
+    for key, fname, ylabel in (("action_probs", f"{agent}_action_probabilities.png", "P(action)"),
+                               ("efe_per_action", f"{agent}_efe_per_action.png", "expected free energy G (min over policies)")):
         values = np.array([r[key] for r in rows], float)
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(7, 4))
         for a, name in enumerate(action_names):
             ax.plot(values[:, a], marker="o", ms=3, label=name)
-        ax.set(xlabel="step", ylabel=ylabel, title=f"{agent}: {key.replace('_', ' ')} over time")
+        for i in starts[1:]:
+            ax.axvline(i - 0.5, color="grey", ls=":", lw=1)
+        ax.set(xlabel=f"step (episodes {shown[0]}-{shown[-1]} of seed {seed})", ylabel=ylabel,
+               title=f"{agent}: {key.replace('_', ' ')} over time")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / fname, dpi=120)

@@ -55,8 +55,9 @@ def format_table(summary: dict) -> str:
     rows = [["Metric", *names]]
     for label, key in (("Success rate", "success_rate"), ("Mean steps", "steps_mean"),
                        ("Median steps", "steps_median"), ("Standard deviation", "steps_std"),
-                       ("Environment steps used", "env_steps")):
-        rows.append([label, *(f"{summary['agents'][n].get(key, float('nan')):.2f}" for n in names)])
+                       ("Environment steps used", "env_steps"), ("Decision time (ms, median)", "decision_ms_median")):
+        values = [summary["agents"][n].get(key) for n in names]
+        rows.append([label, *("-" if v is None else f"{v:.2f}" for v in values)])
     tests = {(t["a"], t["b"]): t for t in summary["tests"]}
 
     def cell(row_agent: str, col_agent: str, fmt) -> str:

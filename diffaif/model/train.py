@@ -1,6 +1,7 @@
 """Training the world model: denoising score matching on episode windows.
 
 Files written to ``out_dir``: ``config.yaml`` (resolved model + train config), ``encoding.json``,
+``episodes.npz`` (the training episodes, so a run says what data, and how many interactions, it cost),
 ``metrics.jsonl`` (one line per log interval), ``checkpoint.pt`` (net, optimizer, lr schedule, EMA,
 step; written atomically) and ``model/`` (the EMA world model, ``WorldModel.load``-able), both renewed
 at every checkpoint interval and at the end.
@@ -26,12 +27,13 @@ from tqdm.auto import tqdm
 
 from diffaif.config import save_config
 from diffaif.data.encoding import TaskEncoding
-from diffaif.data.episodes import EpisodeData, windows
+from diffaif.data.episodes import EpisodeData, save_episodes, windows
 from diffaif.model.score_net import ScoreNet
 from diffaif.model.world_model import PREDICTION_TYPES, ModelConfig, NoiseSchedule, WorldModel, build_score_net
 
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_DIR = "model"
+EPISODES_FILE = "episodes.npz"
 
 
 @dataclass
@@ -49,6 +51,8 @@ class TrainConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     mask_prob: float = 0.9             # masked mode: share of windows trained with a non-empty known mask
     left_pad: int | None = None        # most absent steps before an episode start in a window (None: length - 1)
+    crop_prob: float = 0.0             # share of batches cut to a random length 2..T from the window start, so
+                                       # the net also serves short planning windows (fewer tokens, faster)
     seed: int = 0
     log_interval: int = 50
     checkpoint_interval: int = 500
@@ -57,8 +61,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"TrainConfig.prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
-        if not 0.0 <= self.mask_prob <= 1.0:
-            raise ValueError(f"TrainConfig.mask_prob must be in [0, 1], got {self.mask_prob}")
+        for name in ("mask_prob", "crop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.wandb_mode not in ("disabled", "offline", "online"):
             raise ValueError(f"TrainConfig.wandb_mode must be disabled/offline/online, got {self.wandb_mode!r}")
         for name in ("steps", "batch_size", "log_interval", "checkpoint_interval"):
@@ -178,11 +183,12 @@ def _ema_world_model(ema: EMAModel, encoding: TaskEncoding, model_config: ModelC
 
 def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: ModelConfig,
                       train_config: TrainConfig, out_dir: str | Path, resume: bool = False,
-                      progress: bool = True) -> WorldModel:
+                      init_model: WorldModel | None = None, progress: bool = True) -> WorldModel:
     """Train a score net on the windows of ``data``; returns the EMA world model (also saved in ``out_dir/model``).
 
     ``resume=True`` continues from ``out_dir/checkpoint.pt`` (net, optimizer, lr schedule, EMA, step)
-    up to ``train_config.steps``. A NaN/inf loss raises ``TrainingDivergedError`` before the update, so
+    up to ``train_config.steps``. ``init_model`` (a world model of the same architecture) fine-tunes
+    from its weights with a fresh optimizer, as the agent's retraining does. A NaN/inf loss raises ``TrainingDivergedError`` before the update, so
     the last checkpoint stays the last good one.
     """
     out_dir = Path(out_dir)
@@ -199,6 +205,11 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
                               prediction_type=cfg.prediction_type)
     dataset = windows(data, encoding, model_config.length, left_pad=cfg.left_pad, seed=cfg.seed)
     net: ScoreNet = build_score_net(encoding, model_config)
+    if init_model is not None:
+        if init_model.config != model_config or init_model.encoding != encoding:
+            raise ValueError(f"init_model has config {init_model.config} and encoding {init_model.encoding}; "
+                             f"training asks for {model_config} and {encoding}")
+        net.load_state_dict(init_model.net.state_dict())
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     lr_scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
                                  num_training_steps=cfg.steps)
@@ -220,6 +231,8 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     dataset = dataset.to(accelerator.device)
     save_config(WorldModelConfig(model_config, cfg), out_dir / "config.yaml")
     (out_dir / "encoding.json").write_text(json.dumps(encoding.to_dict(), indent=2))
+    if accelerator.is_main_process:
+        save_episodes(data, out_dir / EPISODES_FILE)
 
     def save_checkpoint(step: int) -> None:
         unwrapped = accelerator.unwrap_model(net)
@@ -238,10 +251,13 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
         for step in bar:
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + accelerator.process_index * 7919 + step)
             x0 = dataset[torch.randint(0, len(dataset), (cfg.batch_size,), generator=generator).to(dataset.device)]
+            length = model_config.length
+            if length > 2 and torch.rand((), generator=generator) < cfg.crop_prob:
+                length = int(torch.randint(2, length, (), generator=generator))
+                x0 = x0[:, :length]
             mask = None
             if model_config.mask_channel:
-                mask = random_known_mask(encoding, cfg.batch_size, model_config.length, cfg.mask_prob,
-                                         generator).to(x0.device)
+                mask = random_known_mask(encoding, cfg.batch_size, length, cfg.mask_prob, generator).to(x0.device)
             loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator)
             if not torch.isfinite(loss):
                 where = (f"the last good checkpoint is {checkpoint_path} (step {last_saved})"

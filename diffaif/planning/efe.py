@@ -38,6 +38,11 @@ def categorical_entropy(p: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return -torch.special.xlogy(p, p).sum(dim)
 
 
+def surprise(p: torch.Tensor, outcome: int, floor: float = 1e-12) -> torch.Tensor:
+    """Surprise (self-information) of an observed outcome ``−log p[outcome]``; p (K,), floored to stay finite."""
+    return -torch.log(p[outcome].clamp_min(floor))
+
+
 def categorical_kl(q: torch.Tensor, p: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """``KL[q ‖ p] = Σ_k q_k (log q_k − log p_k)`` along ``dim``.
 

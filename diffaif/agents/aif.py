@@ -1,0 +1,194 @@
+"""The active-inference agent with a diffusion world model (Algorithm 1 of the method paper).
+
+Orchestration only: data collection and training live in ``diffaif.data`` / ``diffaif.model``, the
+EFE maths and candidate policies in ``diffaif.planning``. The loop:
+collect initial data with a random policy → train → for each step: plan (inpaint rollouts of all
+candidates, score by EFE, ``P(π) = softmax(−γG)``), act, add the transition to the data set, and
+retrain when the configured rule fires.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from diffaif.agents.base import Agent
+from diffaif.config import CONFIG_DIR, build_config
+from diffaif.data.encoding import grid_encoding
+from diffaif.data.episodes import EpisodeData, load_episodes
+from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
+from diffaif.model.world_model import WorldModel
+from diffaif.planning.efe import categorical_entropy, surprise
+from diffaif.planning.planner import EFEPlanner, PlannerConfig
+from diffaif.planning.preferences import grid_log_preferences
+
+RETRAIN_RULES = ("never", "episodes", "steps", "surprise")
+
+
+@dataclass
+class AIFConfig:
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    model_preset: str = "tiny"                       # configs/model/<preset>.yaml
+    world_model: dict[str, Any] = field(default_factory=dict)   # overrides of that preset (model.*, train.*)
+    # A saved world model (``<run>/model``; "{seed}" is replaced by the agent's seed) used instead of the
+    # initial training; the run's ``episodes.npz`` becomes the agent's data set and its interaction budget.
+    pretrained: str | None = None
+    # Retraining rule: "never"; every `retrain_every` episodes or steps; or "surprise": when the mean
+    # surprise −log q(o_{t+1}) of the last `retrain_every` steps exceeds `surprise_threshold` nats.
+    retrain: str = "episodes"
+    retrain_every: int = 50
+    retrain_steps: int = 300                         # training steps per retrain, from the current weights
+    surprise_threshold: float = 1.0
+    device: str = "cpu"
+    run_dir: str | None = None                       # where checkpoints go (default: a temporary folder)
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.retrain not in RETRAIN_RULES:
+            raise ValueError(f"retrain must be one of {RETRAIN_RULES}, got {self.retrain!r}")
+        if self.retrain_every < 1:
+            raise ValueError(f"retrain_every must be >= 1, got {self.retrain_every}")
+
+
+class DiffusionAIFAgent(Agent):
+    """Plans by Monte Carlo expected free energy over inpainted rollouts of a diffusion world model."""
+
+    name = "aif"
+
+    def __init__(self, env: gym.Env, seed: int | None = None, config: AIFConfig | None = None):
+        super().__init__(env, seed)
+        self.config = config or AIFConfig()
+        self.seed = 0 if seed is None else int(seed)
+        self.world_model_config = build_config(
+            WorldModelConfig, [CONFIG_DIR / "model" / f"{self.config.model_preset}.yaml", self.config.world_model])
+        task = env.unwrapped
+        self.encoding = grid_encoding(task)
+        self.log_preference = grid_log_preferences(task, self.config.planner.preference,
+                                                   self.config.planner.preference_precision)
+        self.data: EpisodeData | None = None
+        self.model: WorldModel | None = None
+        self.planner: EFEPlanner | None = None
+        self.run_dir = Path(self.config.run_dir or tempfile.mkdtemp(prefix="diffaif-aif-"))
+        self._observations: list = []
+        self._actions: list[int] = []
+        self._last_plan = None
+        self._last_ms = 0.0
+        self._surprise: list[float] = []
+        self._since_retrain = 0
+        self._episodes_done = 0
+        self._recording = False
+        self.trainings = 0
+        if self.config.pretrained:
+            path = Path(self.config.pretrained.format(seed=self.seed))
+            self._set_model(WorldModel.load(path, self.config.device))
+            episodes = path.parent / EPISODES_FILE
+            if not episodes.is_file():
+                raise FileNotFoundError(f"{episodes} is missing: a pretrained model needs the episodes it was "
+                                        f"trained on (train_world_model writes them) to state its budget")
+            self.data = load_episodes(episodes)
+
+    # ---- model -------------------------------------------------------------------------------
+    def _set_model(self, model: WorldModel) -> None:
+        self.model = model
+        self.planner = EFEPlanner(model, self.log_preference, self.config.planner, seed=self.seed)
+
+    def train(self, steps: int | None = None) -> None:
+        """(Re)train the world model on the data set; from the current weights when there are any."""
+        train_cfg = self.world_model_config.train
+        if steps is not None:
+            train_cfg = type(train_cfg)(**{**train_cfg.__dict__, "steps": steps,
+                                           "warmup_steps": min(train_cfg.warmup_steps, steps // 10),
+                                           "seed": train_cfg.seed + self.trainings})
+        model = train_world_model(self.data, self.encoding, self.world_model_config.model, train_cfg,
+                                  self.run_dir / f"train{self.trainings}", init_model=self.model,
+                                  progress=self.config.progress)
+        self.trainings += 1
+        self._set_model(model.to(self.config.device))
+        self._since_retrain = 0
+        self._surprise.clear()
+
+    def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:
+        """Algorithm 1's initialisation: ``steps`` interactions of a random policy, then training.
+
+        With a pretrained model no interaction is made; the interactions of its training data are
+        returned instead, so the harness charges them to this agent.
+        """
+        if self.config.pretrained:
+            return self.data.n_interactions
+        rng = np.random.default_rng(seed)
+        used, episode = 0, 0
+        while used < steps:
+            obs, info = env.reset(seed=int(rng.integers(2**31)))
+            self._record_start(info["state"], obs)
+            done = False
+            while not done and used < steps:
+                action = int(rng.integers(self.action_space.n))
+                obs, reward, terminated, truncated, info = env.step(action)
+                used += 1
+                # an episode cut by the budget is recorded as truncated: no absorbing padding after it
+                done = terminated or truncated or used >= steps
+                self.data.append_transition(action, reward, terminated, done and not terminated,
+                                            info["state"], obs)
+            episode += 1
+        if self.model is None and used:
+            self.train()
+        return used
+
+    def _record_start(self, state: Any, observation: Any) -> None:
+        if self.data is None:
+            self.data = EpisodeData.empty(state, observation, 0)
+        self.data.start_episode(state, observation)
+
+    # ---- acting ------------------------------------------------------------------------------
+    def reset(self, observation: Any, info: dict | None = None) -> None:
+        if self.planner is None:
+            raise RuntimeError("the world model is not trained: give the agent a warm-up budget or a pretrained model")
+        self._observations = [observation]
+        self._actions = []
+        self._recording = info is not None and "state" in info
+        if self._recording:  # grow the data set with the evaluated episodes (Algorithm 1, line 11)
+            self._record_start(info["state"], observation)
+
+    def act(self, observation: Any) -> int:
+        start = time.perf_counter()
+        plan = self.planner.plan(self._observations, self._actions)
+        self._last_ms = 1000 * (time.perf_counter() - start)
+        self._last_plan = plan
+        return plan.action
+
+    def observe(self, action: int, reward: float, next_observation: Any, terminated: bool, truncated: bool,
+                info: dict | None = None) -> None:
+        if self._last_plan is not None:
+            q_next = self._last_plan.next_observation(action)
+            self._surprise.append(float(surprise(q_next, int(next_observation))))
+        self._observations.append(next_observation)
+        self._actions.append(int(action))
+        if self._recording:
+            self.data.append_transition(action, reward, terminated, truncated, info["state"], next_observation)
+        self._since_retrain += 1
+        if terminated or truncated:
+            self._episodes_done += 1
+            if self.config.retrain == "episodes" and self._episodes_done % self.config.retrain_every == 0:
+                self.train(self.config.retrain_steps)
+                return
+        if self.config.retrain == "steps" and self._since_retrain >= self.config.retrain_every:
+            self.train(self.config.retrain_steps)
+        elif (self.config.retrain == "surprise" and len(self._surprise) >= self.config.retrain_every
+              and np.mean(self._surprise[-self.config.retrain_every:]) > self.config.surprise_threshold):
+            self.train(self.config.retrain_steps)
+
+    def step_log(self) -> dict[str, Any]:
+        """Per-step log: P(a), and per action the EFE terms of its best policy (Fig. 3 and 4 of the paper)."""
+        plan = self._last_plan
+        if plan is None:
+            return {}
+        per_action = plan.per_action()
+        return {"action_probs": plan.action_probs.tolist(), "efe_per_action": per_action["G"],
+                **{f"{name}_per_action": values for name, values in per_action.items() if name != "G"},
+                "belief_entropy": float(categorical_entropy(plan.belief)),
+                "belief_map": int(plan.belief.argmax()), "decision_ms": self._last_ms}

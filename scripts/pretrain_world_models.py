@@ -1,0 +1,54 @@
+"""Run the active-inference agent's warm-up (random interactions, then world-model training) ahead of a comparison.
+
+Seed s does exactly what ``diffaif compare --seed 0`` does for seed index s inside the harness (agent
+seed s, warm-up seed ``derived_seed(0, s, 1)``), so a comparison run later with
+``agent.aif.pretrained=OUT/seed{seed}/train0/model`` is the same experiment, with the training moved
+to a faster device. Each run directory keeps its training episodes, so the harness still charges
+the warm-up interactions to the agent.
+
+    python scripts/pretrain_world_models.py --env grid4x4 --interactions 2000 --seeds 0 1 2 3 4 --out runs/pre4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from diffaif.agents import make_agent
+from diffaif.envs import make_env
+from diffaif.experiments.compare import derived_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="grid4x4")
+    parser.add_argument("--interactions", type=int, required=True, help="random-policy warm-up steps per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--base-seed", type=int, default=0, help="the comparison's --seed")
+    parser.add_argument("--model", default="tiny", help="configs/model/<preset>.yaml")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("overrides", nargs="*", help="world-model overrides, e.g. train.steps=500")
+    args = parser.parse_args()
+    world_model = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
+    for s in args.seeds:
+        run_dir = Path(args.out) / f"seed{s}"
+        env = make_env(args.env)
+        agent = make_agent("aif", env, seed=args.base_seed + s,
+                           overrides={"model_preset": args.model, "world_model": world_model,
+                                      "run_dir": str(run_dir), "device": args.device})
+        began = time.perf_counter()
+        used = agent.warm_up(env, args.interactions, seed=derived_seed(args.base_seed, s, 1))
+        record = {"env": args.env, "seed_index": s, "interactions": used, "episodes": agent.data.n_episodes,
+                  "train_seconds": round(time.perf_counter() - began, 1), "device": args.device,
+                  "model": str(run_dir / "train0" / "model")}
+        (run_dir / "pretrain.json").write_text(json.dumps(record, indent=2))
+        print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()

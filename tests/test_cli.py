@@ -1,0 +1,73 @@
+"""The diffaif command line: the collect → train → eval-model → plan pipeline, the demo, and its errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from diffaif.cli import main
+from diffaif.data import load_episodes
+
+TINY = ["model.width=16", "model.depth=1", "model.heads=2", "model.length=6", "train.steps=3",
+        "train.batch_size=16", "train.warmup_steps=0", "train.num_train_timesteps=100", "train.log_interval=1"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["collect", "--env", "grid4x4", "--episodes", "3", "--out", str(root / "data")]) == 0
+    assert main(["train", "--env", "grid4x4", "--data", str(root / "data"), "--out", str(root / "run"), *TINY]) == 0
+    return root
+
+
+def test_collect_writes_the_documented_npz(run):
+    data = load_episodes(run / "data" / "episodes.npz")
+    meta = json.loads((run / "data" / "meta.json").read_text())
+    assert data.n_episodes == 3 and meta["steps"] == data.n_steps
+    assert data.episode_terminated().all() or (data.truncated | data.terminated).sum() == 3
+
+
+def test_train_writes_a_loadable_run(run):
+    for name in ("config.yaml", "encoding.json", "episodes.npz", "metrics.jsonl", "checkpoint.pt",
+                 "model/world_model.json", "run.json"):
+        assert (run / "run" / name).is_file(), name
+    assert len((run / "run" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_eval_model_and_plan_fidelity_write_json(run):
+    assert main(["eval-model", "--run", str(run / "run"), "--episodes", "2", "--horizon", "2", "--samples", "2",
+                 "--steps", "2"]) == 0
+    result = json.loads((run / "run" / "eval_model.json").read_text())
+    assert len(result["obs_accuracy"]) == 2 and all(0 <= a <= 1 for a in result["obs_accuracy"])
+    assert main(["plan", "--run", str(run / "run"), "--fidelity", "--episodes", "1", "planner.n_samples=2",
+                 "planner.likelihood_samples=2", "planner.denoising_steps=1"]) == 0
+    fidelity = json.loads((run / "run" / "fidelity.json").read_text())
+    assert fidelity["decisions"] == len(fidelity["agree"]) > 0
+    assert 0 <= fidelity["action_agreement"] <= 1
+
+
+def test_demo_runs_the_comparison_with_the_aif_agent(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "seeds=1", "episodes=1", "warmup_steps=40", f"out={out}", "progress=false",
+                 "agent.aif.world_model.model.width=16", "agent.aif.world_model.model.depth=1",
+                 "agent.aif.world_model.model.heads=2", "agent.aif.world_model.train.steps=2",
+                 "agent.aif.world_model.train.batch_size=16", "agent.aif.world_model.train.warmup_steps=0",
+                 "agent.aif.planner.n_samples=2", "agent.aif.planner.likelihood_samples=2"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["agents"]) == {"aif", "qlearning", "random", "oracle"}
+    assert summary["agents"]["aif"]["env_steps"] >= 40          # the warm-up is charged to the agent
+    assert summary["agents"]["aif"]["decision_ms_median"] > 0
+    assert (out / "aif_action_probabilities.png").is_file() and (out / "aif_efe_per_action.png").is_file()
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["compare", "--env", "grid5x5", "--episodes", "1"], "grid5x5"),
+    (["compare", "--agents", "oracle,sarsa", "--episodes", "1"], "sarsa"),
+    (["compare", "--episodes", "1", "no_such_key=3"], "no_such_key"),
+    (["compare", "--agents", "aif", "--episodes", "1", "agent.aif.planner.gama=3"], "gama"),
+    (["train", "--env", "grid4x4", "--data", "/nonexistent", "--out", "/tmp/x", "--model", "huge"], "huge"),
+    (["collect", "--env", "grid4x4", "--episodes", "1", "--policy", "greedy", "--out", "/tmp/x"], "greedy"),
+])
+def test_bad_input_names_the_bad_word(argv, word, capsys):
+    assert main(argv) == 2
+    assert word in capsys.readouterr().err
