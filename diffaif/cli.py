@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. seeds=1")
     p.set_defaults(func=cmd_demo)
 
+    sub.add_parser("bench", help="decision latency (median/p95) with its network-only floor, rollouts/s, training "
+                                 "windows/s, peak memory -> JSON; see `diffaif bench --help`")
+
     p = sub.add_parser("collect", help="roll out a behaviour policy and store episodes (.npz)")
     p.add_argument("--env", required=True)
     p.add_argument("--episodes", type=int, required=True)
@@ -184,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser (diffaif.experiments.bench.build_parser)
+        from diffaif.experiments.bench import main as bench_main
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -173,3 +173,22 @@ def test_untrained_agent_says_what_is_missing():
     agent = make_agent("aif", env, seed=0)
     with pytest.raises(RuntimeError, match="not trained"):
         agent.reset(*env.reset(seed=0))
+
+
+def test_rows_in_finds_rows_or_reports_missing_ones():
+    from diffaif.planning.planner import rows_in
+    scored = torch.tensor([[0, 1], [3, 3], [2, 0]])
+    assert rows_in(torch.tensor([[2, 0], [0, 1]]), scored, 4).tolist() == [2, 0]
+    assert rows_in(torch.tensor([[1, 1]]), scored, 4) is None
+
+
+@pytest.mark.parametrize("kind", ["cem", "random", "model"])
+def test_every_proposer_plans_with_terms_of_its_own_candidates(kind):
+    env = make_env("grid4x4")
+    planner = planner_for(env, TrueSampler(env), n_samples=2,
+                          policies=PolicyConfig(kind=kind, horizon=2, n_candidates=8))
+    plan = planner.plan([5], [])
+    exact = exact_expected_free_energy(np.eye(16)[5], plan.policies, env.unwrapped.transition_matrix(),
+                                       env.unwrapped.observation_matrix(), planner.log_preference.double())
+    np.testing.assert_allclose(plan.terms["G"].numpy(), exact["G"].numpy(), atol=1e-4)
+    assert plan.q_o.shape == (len(plan.policies), 2, 16)

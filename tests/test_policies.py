@@ -79,8 +79,13 @@ def test_propose_policies_by_config():
 
     with pytest.raises(ValueError, match="needs a score_fn"):
         propose_policies(cem, 4)
-    with pytest.raises(ValueError, match=r"unknown policy kind 'model'; valid kinds: \['cem', 'enumerate', 'random'\]"):
+    with pytest.raises(ValueError, match="needs a sample_fn"):
         propose_policies(PolicyConfig(kind="model"), 4)
+    with pytest.raises(ValueError, match=r"unknown policy kind 'mcts'; valid kinds: \['cem', 'enumerate', 'model', 'random'\]"):
+        propose_policies(PolicyConfig(kind="mcts"), 4)
+    fixed = torch.tensor([[1, 2], [0, 3], [1, 2]])
+    model = propose_policies(PolicyConfig(kind="model", horizon=2, n_candidates=3), 4, sample_fn=lambda n: fixed[:n])
+    assert model.policies.tolist() == [[0, 3], [1, 2]]   # duplicates scored once
     with pytest.raises(ConfigError, match="cem.elite"):
         build_config(PolicyConfig, [], ["cem.elite=3"])
     with pytest.raises(ValueError, match="horizon must be >= 1"):

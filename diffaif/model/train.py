@@ -11,6 +11,7 @@ resumed run draws exactly what the uninterrupted run would have drawn.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -194,7 +195,12 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = train_config
-    accelerator = Accelerator(log_with="wandb" if cfg.wandb_mode != "disabled" else None)
+    # Every process draws its own batch of cfg.batch_size windows per step (see the generator seed below),
+    # so one step is one step of the lr schedule whatever the number of processes; accelerate's default
+    # (step_scheduler_with_optimizer=True) would step it num_processes times per step, as for a sharded
+    # dataloader, and a cosine schedule would run out, then climb back, halfway through training.
+    accelerator = Accelerator(log_with="wandb" if cfg.wandb_mode != "disabled" else None,
+                              step_scheduler_with_optimizer=False)
     if cfg.wandb_mode != "disabled":
         os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
         accelerator.init_trackers("diffaif", config={"model": asdict(model_config), "train": asdict(cfg)})
@@ -229,9 +235,9 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     net, optimizer, lr_scheduler = accelerator.prepare(net, optimizer, lr_scheduler)
     ema.to(accelerator.device)
     dataset = dataset.to(accelerator.device)
-    save_config(WorldModelConfig(model_config, cfg), out_dir / "config.yaml")
-    (out_dir / "encoding.json").write_text(json.dumps(encoding.to_dict(), indent=2))
-    if accelerator.is_main_process:
+    if accelerator.is_main_process:  # only the main process writes files
+        save_config(WorldModelConfig(model_config, cfg), out_dir / "config.yaml")
+        (out_dir / "encoding.json").write_text(json.dumps(encoding.to_dict(), indent=2))
         save_episodes(data, out_dir / EPISODES_FILE)
 
     def save_checkpoint(step: int) -> None:
@@ -247,7 +253,7 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train world model",
                disable=not (progress and accelerator.is_local_main_process))
     net.train()
-    with open(out_dir / "metrics.jsonl", "a") as metrics:
+    with (open(out_dir / "metrics.jsonl", "a") if accelerator.is_main_process else contextlib.nullcontext()) as metrics:
         for step in bar:
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + accelerator.process_index * 7919 + step)
             x0 = dataset[torch.randint(0, len(dataset), (cfg.batch_size,), generator=generator).to(dataset.device)]
@@ -259,10 +265,12 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
             if model_config.mask_channel:
                 mask = random_known_mask(encoding, cfg.batch_size, length, cfg.mask_prob, generator).to(x0.device)
             loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator)
-            if not torch.isfinite(loss):
+            # all processes stop together: one alone would leave the others waiting in the gradient all-reduce
+            if not bool(accelerator.gather(torch.isfinite(loss.detach()).float().reshape(1)).all()):
                 where = (f"the last good checkpoint is {checkpoint_path} (step {last_saved})"
                          if last_saved is not None else "no checkpoint was written yet")
                 raise TrainingDivergedError(f"training diverged: loss is {loss.item()} at step {step + 1} "
+                                            f"(process {accelerator.process_index} of {accelerator.num_processes}) "
                                             f"(lr {lr_scheduler.get_last_lr()[0]:.3g}); {where}")
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -273,16 +281,19 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
             losses.append(loss.item())
             done = step + 1
             if done % cfg.log_interval == 0 or done == cfg.steps:
-                record = {"step": done, "loss": sum(losses) / len(losses), "lr": lr_scheduler.get_last_lr()[0],
+                mean_loss = accelerator.reduce(torch.tensor(sum(losses) / len(losses), device=accelerator.device), "mean")
+                record = {"step": done, "loss": float(mean_loss), "lr": lr_scheduler.get_last_lr()[0],
                           "elapsed_s": round(time.time() - began, 2)}
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
+                if metrics is not None:
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
                 accelerator.log(record, step=done)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
                 losses.clear()
             if accelerator.is_main_process and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
                 save_checkpoint(done)
                 last_saved = done
+    accelerator.wait_for_everyone()  # every process returns once the main one has written the model
     if cfg.wandb_mode != "disabled":
         accelerator.end_training()
     return _ema_world_model(ema, encoding, model_config, noise_schedule).to(accelerator.device)

@@ -105,8 +105,9 @@ class EFEPlanner:
         return samples[..., self.model.encoding.slice(part)].argmax(-1)
 
     def _sample(self, known: torch.Tensor, mask: torch.Tensor, n_samples: int) -> torch.Tensor:
+        # the net runs on the model's device; the EFE arithmetic on these small tensors stays on the CPU
         return self.model.inpaint(known, mask, n_samples, self.config.denoising_steps, self.config.mode,
-                                  generator=self.generator, shared_noise=self.config.common_random_numbers)
+                                  generator=self.generator, shared_noise=self.config.common_random_numbers).cpu()
 
     def likelihood(self) -> torch.Tensor:
         """The model's observation likelihood ``p̂(o|s)`` (S, O), cached: inpaint o given s for every s.
@@ -158,31 +159,64 @@ class EFEPlanner:
         terms["q_o"] = q_o
         return terms
 
+    def model_policies(self, observations: Sequence[int], actions: Sequence[int], n: int) -> torch.Tensor:
+        """Action sequences sampled from the world model itself: inpaint the window with the history
+        known and the actions free; with ``policies.model_goal`` the preferred observation is also
+        written into the last step, so the samples are sequences the model thinks lead there.
+        → (n, H) long.
+        """
+        c, horizon = self.config.context, self.config.policies.horizon
+        obs = list(observations)[-(c + 1):]
+        past = list(actions)[len(actions) - (len(obs) - 1):] if len(obs) > 1 else []
+        known, mask = known_window(self.model.encoding, self.window, c, torch.tensor([obs]),
+                                   torch.tensor([past], dtype=torch.long).reshape(1, -1),
+                                   torch.zeros((1, 0), dtype=torch.long))
+        if self.config.policies.model_goal:
+            goal = torch.full((self.n_obs,), -1.0)
+            goal[int(self.log_preference.argmax())] = 1.0
+            obs_slice = self.model.encoding.slice("obs")
+            known[0, -1, obs_slice] = goal
+            mask[0, -1, obs_slice] = True
+        samples = self._sample(known, mask, n)[0]                          # (n, T, D)
+        return self._decode(samples[:, c:c + horizon], "action")
+
     def plan(self, observations: Sequence[int], actions: Sequence[int]) -> Plan:
         """Propose candidates, score them, and choose the next action from ``P(a) = Σ_{π: π_1=a} P(π)``."""
-        scored: dict[tuple, tuple] = {}  # policy row -> (its terms, its q_o), so CEM's output needs no re-scoring
         last: dict = {}
 
         def score(policies: torch.Tensor) -> torch.Tensor:
-            terms = self.evaluate(observations, actions, policies)
-            last["belief"] = terms.pop("belief")
-            q_o = terms.pop("q_o")
-            for k, row in enumerate(policies.tolist()):
-                scored[tuple(row)] = ({name: value[k] for name, value in terms.items()}, q_o[k])
-            return terms["G"]
+            last.update(self.evaluate(observations, actions, policies), policies=policies)
+            return last["G"]
 
-        policies = propose_policies(self.config.policies, self.n_actions, self.generator, score).policies
-        if any(tuple(row) not in scored for row in policies.tolist()):
+        def sample(n: int) -> torch.Tensor:
+            return self.model_policies(observations, actions, n)
+
+        policies = propose_policies(self.config.policies, self.n_actions, self.generator, score, sample).policies
+        rows = rows_in(policies, last["policies"], self.n_actions) if last else None
+        if rows is None:  # the proposer did not score its final candidates
             score(policies)
-        rows = [scored[tuple(row)] for row in policies.tolist()]
-        terms = {name: torch.stack([r[0][name] for r in rows]) for name in rows[0][0]}
-        q_o = torch.stack([r[1] for r in rows])
+            rows = torch.arange(len(policies))
+        terms = {name: last[name][rows] for name in ("G", "risk", "ambiguity", "extrinsic", "info_gain")}
         probs = action_marginal(policy_posterior(terms["G"], self.config.gamma), policies[:, 0], self.n_actions)
         if self.config.selection == "argmax":
             action = int(torch.argmax(probs))
         else:
             action = int(torch.multinomial(probs, 1, generator=self.generator))
-        return Plan(action, probs, policies, terms, last["belief"], q_o)
+        return Plan(action, probs, policies, terms, last["belief"], last["q_o"][rows])
+
+
+def rows_in(policies: torch.Tensor, scored: torch.Tensor, n_actions: int) -> torch.Tensor | None:
+    """Index into ``scored`` (M, H) of each row of ``policies`` (K, H), or None if any row is missing.
+
+    Rows are compared by their base-|A| code ``Σ_τ π_τ |A|^{H−1−τ}``.
+    """
+    if policies.shape[1] != scored.shape[1]:
+        return None
+    place = n_actions ** torch.arange(policies.shape[1] - 1, -1, -1)
+    codes, scored_codes = (policies * place).sum(-1), (scored * place).sum(-1)
+    order = torch.argsort(scored_codes)
+    found = order[torch.searchsorted(scored_codes[order], codes).clamp(max=len(order) - 1)]
+    return found if torch.equal(scored_codes[found], codes) else None
 
 
 def best_per_action(G: torch.Tensor, first_actions: torch.Tensor, n_actions: int) -> torch.Tensor:

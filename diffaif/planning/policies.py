@@ -3,7 +3,9 @@
 - ``enumerate``: every one of the ``|A|^H`` sequences (small tasks; the exact reference uses it);
 - ``random``: K sequences of uniformly drawn actions (random shooting);
 - ``cem``: the cross-entropy method over independent per-step categorical distributions,
-  refitted to the lowest-G candidates.
+  refitted to the lowest-G candidates;
+- ``model``: sequences sampled from the world model itself (the planner supplies the sampler),
+  optionally conditioned on the preferred outcome at the end of the window.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Callable, NamedTuple
 import torch
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+SampleFn = Callable[[int], torch.Tensor]
 
 
 def enumerate_policies(n_actions: int, horizon: int, max_policies: int = 1_000_000) -> torch.Tensor:
@@ -104,47 +107,57 @@ class CEMConfig:
 class PolicyConfig:
     """Which candidate policies the planner scores.
 
-    kind: ``enumerate`` (all |A|^H), ``random`` (``n_candidates`` uniform sequences) or ``cem``;
-    horizon: planning depth H; n_candidates: K for ``random`` and per CEM iteration.
+    kind: ``enumerate`` (all |A|^H), ``random`` (``n_candidates`` uniform sequences), ``cem`` or
+    ``model`` (``n_candidates`` sequences sampled from the world model, duplicates scored once);
+    horizon: planning depth H; n_candidates: K for ``random``, ``model`` and per CEM iteration;
+    model_goal: ``model`` proposals are conditioned on the preferred outcome at the window's end.
     """
 
     kind: str = "enumerate"
     horizon: int = 3
     n_candidates: int = 64
+    model_goal: bool = True
     cem: CEMConfig = dataclasses.field(default_factory=CEMConfig)
 
     def __post_init__(self):
         _check_positive(horizon=self.horizon, n_candidates=self.n_candidates)
 
 
-def _propose_enumerate(config: PolicyConfig, n_actions: int, generator, score_fn) -> Proposal:
+def _propose_enumerate(config: PolicyConfig, n_actions: int, generator, score_fn, sample_fn) -> Proposal:
     return Proposal(enumerate_policies(n_actions, config.horizon), None)
 
 
-def _propose_random(config: PolicyConfig, n_actions: int, generator, score_fn) -> Proposal:
+def _propose_random(config: PolicyConfig, n_actions: int, generator, score_fn, sample_fn) -> Proposal:
     return Proposal(random_policies(config.n_candidates, config.horizon, n_actions, generator), None)
 
 
-def _propose_cem(config: PolicyConfig, n_actions: int, generator, score_fn) -> Proposal:
+def _propose_cem(config: PolicyConfig, n_actions: int, generator, score_fn, sample_fn) -> Proposal:
     if score_fn is None:
         raise ValueError("policy kind 'cem' needs a score_fn(policies) -> G")
     return cem_policies(score_fn, n_actions, config.horizon, config.n_candidates, config.cem.n_elite,
                         config.cem.iterations, generator, config.cem.smoothing)
 
 
+def _propose_model(config: PolicyConfig, n_actions: int, generator, score_fn, sample_fn) -> Proposal:
+    if sample_fn is None:
+        raise ValueError("policy kind 'model' needs a sample_fn(n) -> (n, H) policies from the world model")
+    return Proposal(torch.unique(sample_fn(config.n_candidates), dim=0), None)
+
+
 PROPOSERS: dict[str, Callable[..., Proposal]] = {
     "enumerate": _propose_enumerate,
     "random": _propose_random,
     "cem": _propose_cem,
+    "model": _propose_model,
 }
 
 
 def propose_policies(config: PolicyConfig, n_actions: int, generator: torch.Generator | None = None,
-                     score_fn: ScoreFn | None = None) -> Proposal:
+                     score_fn: ScoreFn | None = None, sample_fn: SampleFn | None = None) -> Proposal:
     """Candidate policies of the configured kind → Proposal(policies (K, H) long, scores (K,) or None)."""
     if config.kind not in PROPOSERS:
         raise ValueError(f"unknown policy kind {config.kind!r}; valid kinds: {sorted(PROPOSERS)}")
-    return PROPOSERS[config.kind](config, n_actions, generator, score_fn)
+    return PROPOSERS[config.kind](config, n_actions, generator, score_fn, sample_fn)
 
 
 def _check_positive(**values: int) -> None:
