@@ -149,7 +149,7 @@ def test_agent_warm_up_trains_acts_records_and_retrains(tmp_path):
         assert 0 <= action < 4
         log = agent.step_log()
         assert set(log) >= {"action_probs", "efe_per_action", "risk_per_action", "ambiguity_per_action",
-                            "decision_ms", "belief_entropy"}
+                            "decision_ms", "belief_entropy", "policies", "G_per_policy"}
         obs, reward, terminated, truncated, info = env.step(action)
         agent.observe(action, reward, obs, terminated, truncated, info)
     assert agent.data.n_interactions == 33                 # the evaluated steps join the data set

@@ -183,12 +183,15 @@ class DiffusionAIFAgent(Agent):
             self.train(self.config.retrain_steps)
 
     def step_log(self) -> dict[str, Any]:
-        """Per-step log: P(a), and per action the EFE terms of its best policy (Fig. 3 and 4 of the paper)."""
+        """Per-step log: P(a), per action the EFE terms of its best policy (Fig. 3 and 4 of the paper), and
+        the candidate policies with their G, risk and ambiguity."""
         plan = self._last_plan
         if plan is None:
             return {}
         per_action = plan.per_action()
         return {"action_probs": plan.action_probs.tolist(), "efe_per_action": per_action["G"],
                 **{f"{name}_per_action": values for name, values in per_action.items() if name != "G"},
+                "policies": plan.policies.tolist(),
+                **{f"{name}_per_policy": plan.terms[name].tolist() for name in ("G", "risk", "ambiguity")},
                 "belief_entropy": float(categorical_entropy(plan.belief)),
                 "belief_map": int(plan.belief.argmax()), "decision_ms": self._last_ms}

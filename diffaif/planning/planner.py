@@ -109,6 +109,14 @@ class EFEPlanner:
         return self.model.inpaint(known, mask, n_samples, self.config.denoising_steps, self.config.mode,
                                   generator=self.generator, shared_noise=self.config.common_random_numbers).cpu()
 
+    def _window(self, observations: Sequence[int], actions: Sequence[int], policies: torch.Tensor):
+        """``known_window`` for K policies (K, h) after the last ``context + 1`` observations and the actions between them."""
+        obs = list(observations)[-(self.config.context + 1):]
+        past = list(actions)[len(actions) - (len(obs) - 1):] if len(obs) > 1 else []
+        K = policies.shape[0]
+        return known_window(self.model.encoding, self.window, self.config.context, torch.tensor([obs] * K),
+                            torch.tensor([past] * K, dtype=torch.long).reshape(K, -1), policies)
+
     def likelihood(self) -> torch.Tensor:
         """The model's observation likelihood ``p̂(o|s)`` (S, O), cached: inpaint o given s for every s.
 
@@ -139,12 +147,7 @@ class EFEPlanner:
         ``belief`` (S,), the model's belief about the present hidden state pooled over all rollouts.
         """
         c, horizon = self.config.context, policies.shape[1]
-        obs = list(observations)[-(c + 1):]
-        past = list(actions)[len(actions) - (len(obs) - 1):] if len(obs) > 1 else []
-        K = policies.shape[0]
-        known, mask = known_window(self.model.encoding, self.window, c,
-                                   torch.tensor([obs] * K), torch.tensor([past] * K, dtype=torch.long).reshape(K, -1),
-                                   policies)
+        known, mask = self._window(observations, actions, policies)
         samples = self._sample(known, mask, self.config.n_samples)       # (K, N, T, D)
         future = samples[:, :, c + 1:c + 1 + horizon]                    # (K, N, H, D)
         states = self._decode(future, "state").transpose(1, 2)           # (K, H, N)
@@ -166,11 +169,7 @@ class EFEPlanner:
         → (n, H) long.
         """
         c, horizon = self.config.context, self.config.policies.horizon
-        obs = list(observations)[-(c + 1):]
-        past = list(actions)[len(actions) - (len(obs) - 1):] if len(obs) > 1 else []
-        known, mask = known_window(self.model.encoding, self.window, c, torch.tensor([obs]),
-                                   torch.tensor([past], dtype=torch.long).reshape(1, -1),
-                                   torch.zeros((1, 0), dtype=torch.long))
+        known, mask = self._window(observations, actions, torch.zeros((1, 0), dtype=torch.long))
         if self.config.policies.model_goal:
             goal = torch.full((self.n_obs,), -1.0)
             goal[int(self.log_preference.argmax())] = 1.0
