@@ -13,6 +13,8 @@ import yaml
 
 from diffaif.agents.aif import AIFConfig, DiffusionAIFAgent
 from diffaif.agents.base import Agent
+from diffaif.agents.bfs_oracle import BFSOracleAgent, BFSOracleConfig
+from diffaif.agents.dqn import DQNAgent, DQNConfig
 from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
 from diffaif.agents.qlearning import QLearningAgent, QLearningConfig
 from diffaif.agents.random_agent import RandomAgent
@@ -32,6 +34,8 @@ AGENTS: dict[str, AgentSpec] = {
     "qlearning": AgentSpec(QLearningAgent, QLearningConfig),
     "oracle": AgentSpec(OracleAgent, OracleConfig),
     "aif": AgentSpec(DiffusionAIFAgent, AIFConfig),
+    "bfs_oracle": AgentSpec(BFSOracleAgent, BFSOracleConfig),  # MiniGrid: shortest paths on the true grid
+    "dqn": AgentSpec(DQNAgent, DQNConfig),  # Stable-Baselines3 DQN (the `baselines` extra)
 }
 
 
@@ -67,6 +71,7 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict
 
 
 __all__ = [
-    "AGENTS", "AIFConfig", "DiffusionAIFAgent", "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
+    "AGENTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
+    "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
     "RandomAgent", "agent_config", "bayes_filter_update", "make_agent",
 ]

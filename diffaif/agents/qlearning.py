@@ -1,8 +1,9 @@
 """Tabular Q-learning with ε-greedy exploration: the method paper's model-free baseline.
 
 The table is indexed by the observation (a cell index), so under partial observability the agent
-treats observations as states. It learns online, inside ``observe``, during every episode it plays,
-evaluated ones included, as the paper's baseline does.
+treats observations as states; observations of any other space (a MiniGrid view or hidden-state
+vector) get a table row on first sight, keyed by their values. It learns online, inside ``observe``,
+during every episode it plays, evaluated ones included, as the paper's baseline does.
 """
 from __future__ import annotations
 
@@ -78,17 +79,23 @@ def argmax_random_tie(values: np.ndarray, rng: np.random.Generator) -> int:
 
 
 class QLearningAgent(Agent):
-    """ε-greedy tabular Q-learning; the table ``q`` has shape (n_observations, n_actions)."""
+    """ε-greedy tabular Q-learning; the table ``q`` has shape (n_observations, n_actions).
+
+    For a non-``Discrete`` observation space, ``q`` has one row per distinct observation seen so far
+    (``keys``: observation values -> row), grown as new ones arrive.
+    """
 
     name = "qlearning"
 
     def __init__(self, env: gym.Env, seed: int | None = None, config: QLearningConfig | None = None):
         super().__init__(env, seed)
         self.config = config if config is not None else QLearningConfig()
-        for what, space in (("observation", env.observation_space), ("action", env.action_space)):
-            if not isinstance(space, gym.spaces.Discrete):
-                raise ValueError(f"QLearningAgent needs a Discrete {what} space, got {space}")
-        self.q = np.full((env.observation_space.n, env.action_space.n), self.config.initial_q, dtype=np.float64)
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise ValueError(f"QLearningAgent needs a Discrete action space, got {env.action_space}")
+        tabular = isinstance(env.observation_space, gym.spaces.Discrete)
+        self.keys: dict[tuple, int] | None = None if tabular else {}
+        rows = env.observation_space.n if tabular else 0
+        self.q = np.full((rows, env.action_space.n), self.config.initial_q, dtype=np.float64)
         self.episodes_started = 0
         self.epsilon = self._epsilon(0)
         self._acted_on: int | None = None
@@ -98,7 +105,16 @@ class QLearningAgent(Agent):
         return epsilon_at(episode, c.epsilon_start, c.epsilon_end, c.epsilon_decay, c.epsilon_schedule)
 
     def _index(self, observation: Any) -> int:
-        return int(observation) - self.env.observation_space.start
+        if self.keys is None:
+            return int(observation) - self.env.observation_space.start
+        key = tuple(np.asarray(observation).ravel().tolist())
+        row = self.keys.get(key)
+        if row is None:
+            row = self.keys[key] = len(self.keys)
+            if row >= len(self.q):  # grow the table geometrically
+                extra = np.full((max(64, len(self.q)), self.q.shape[1]), self.config.initial_q)
+                self.q = np.concatenate([self.q, extra])
+        return row
 
     def reset(self, observation: Any, info: dict | None = None) -> None:
         self.epsilon = self._epsilon(self.episodes_started)
@@ -153,10 +169,11 @@ class QLearningAgent(Agent):
         ``deterministic`` acts greedily (ties at random), otherwise ε-greedy at the current ε.
         """
         obs = np.asarray(observation)
-        batched = obs.ndim == 1
+        batched = obs.ndim > np.ndim(self.env.observation_space.sample())
         if batched and obs.shape[0] != 1:
             raise ValueError(f"predict handles one environment at a time, got {obs.shape[0]} observations")
-        single = obs.reshape(-1)[0]
+        single = obs[0] if batched else obs
+        single = single.item() if single.ndim == 0 else single
         if deterministic:
             action = argmax_random_tie(self.q[self._index(single)], self.rng) + int(self.action_space.start)
         else:

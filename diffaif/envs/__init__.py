@@ -6,6 +6,7 @@ from typing import Any
 import gymnasium as gym
 
 from diffaif.envs.grid import ACTION_NAMES, ACTIONS, GridWorld
+from diffaif.envs.minigrid_task import MiniGridTask, ShortestPaths, is_minigrid_id, make_minigrid_task
 
 # Observability level of each cell of the default 8x8 grid (1 = always observed correctly).
 # A dark basin in the middle: the direct diagonal path crosses it, the border stays lit.
@@ -41,8 +42,12 @@ for _name, (_gym_id, _kwargs) in TASKS.items():
 def make_env(name: str, **overrides: Any) -> gym.Env:
     """Build a task by diffaif name (``grid4x4``) or any registered gymnasium id.
 
-    ``overrides`` replace the task's default keyword arguments.
+    ``overrides`` replace the task's default keyword arguments. MiniGrid ids (``MiniGrid-*``,
+    ``BabyAI-*``, or any id as ``minigrid:<id>``) return the ``MiniGridTask`` wrapper
+    (``make_minigrid_task``: wrapper options and env options both go in ``overrides``).
     """
+    if is_minigrid_id(name):
+        return make_minigrid_task(name, **overrides)
     if name in TASKS:
         gym_id, _ = TASKS[name]
     elif name in gym.registry:
@@ -58,4 +63,5 @@ def make_env(name: str, **overrides: Any) -> gym.Env:
         raise ValueError(f"bad env option for {name!r}: {err}; default options: {sorted(spec.kwargs)}") from None
 
 
-__all__ = ["ACTIONS", "ACTION_NAMES", "GRID8X8_OBSERVABILITY", "GridWorld", "TASKS", "make_env"]
+__all__ = ["ACTIONS", "ACTION_NAMES", "GRID8X8_OBSERVABILITY", "GridWorld", "MiniGridTask", "ShortestPaths", "TASKS",
+           "is_minigrid_id", "make_env", "make_minigrid_task"]

@@ -66,13 +66,13 @@ def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: 
         agent.observe(action, reward, next_obs, terminated, truncated, info)
         if step_log is not None:
             step_log.append({**(tag or {}), "t": steps, "obs": _plain(obs), "action": int(action),
-                             "reward": float(reward), "state": info.get("state"),
+                             "reward": float(reward), "state": _plain(info.get("state")),
                              "distance": info.get("distance"), **log})
         obs = next_obs
         steps += 1
         ret += float(reward)
         distances.append(info.get("distance", np.nan))
-    return steps, bool(terminated), ret, distances
+    return steps, bool(info.get("success", terminated)), ret, distances
 
 
 def _plain(x: Any) -> Any:
