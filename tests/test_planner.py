@@ -133,6 +133,7 @@ def test_fidelity_of_the_true_sampler_is_perfect():
     assert result["decisions"] == 12                       # two episodes on the 6-step shortest path
     assert result["action_agreement"] == 1.0
     assert result["spearman_median"] > 0.999
+    assert result["exact_regret_mean"] == 0.0
 
 
 def test_agent_warm_up_trains_acts_records_and_retrains(tmp_path):
