@@ -73,7 +73,7 @@ class DiffusionAIFAgent(Agent):
         self.data: EpisodeData | None = None
         self.model: WorldModel | None = None
         self.planner: EFEPlanner | None = None
-        self.run_dir = Path(self.config.run_dir or tempfile.mkdtemp(prefix="diffaif-aif-"))
+        self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None  # made on first training
         self._observations: list = []
         self._actions: list[int] = []
         self._last_plan = None
@@ -104,6 +104,8 @@ class DiffusionAIFAgent(Agent):
             train_cfg = type(train_cfg)(**{**train_cfg.__dict__, "steps": steps,
                                            "warmup_steps": min(train_cfg.warmup_steps, steps // 10),
                                            "seed": train_cfg.seed + self.trainings})
+        if self.run_dir is None:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="diffaif-aif-"))
         model = train_world_model(self.data, self.encoding, self.world_model_config.model, train_cfg,
                                   self.run_dir / f"train{self.trainings}", init_model=self.model,
                                   progress=self.config.progress)
