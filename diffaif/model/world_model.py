@@ -44,6 +44,7 @@ class ModelConfig:
     jump_length: int = 1       # RePaint: steps forward per resampling jump
     jump_n_sample: int = 2     # RePaint: times each jump is resampled (1 = no resampling)
     eta: float = 0.0           # RePaint: 0 = deterministic DDIM update of the unknown part, 1 = DDPM-like
+    guidance: float = 0.0      # RePaint: reconstruction-guidance weight w (0 = plain RePaint; see reconstruction_guided_x0)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -51,6 +52,9 @@ class ModelConfig:
         for name in ("length", "width", "depth", "heads", "steps", "jump_length", "jump_n_sample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eta", "guidance"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def mask_channel(self) -> bool:
@@ -100,6 +104,14 @@ def epsilon_from_output(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torc
     if prediction_type == "sample":
         return (x_t - alpha_bar.sqrt() * output) / (1 - alpha_bar).sqrt()
     return alpha_bar.sqrt() * output + (1 - alpha_bar).sqrt() * x_t
+
+
+def x0_from_output(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The x0 estimate behind a net output of any prediction type (``output`` itself for "sample")."""
+    if prediction_type == "sample":
+        return output
+    eps = epsilon_from_output(output, x_t, alpha_bar, prediction_type)
+    return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
 
 def repaint_step(x_t: torch.Tensor, eps: torch.Tensor, known: torch.Tensor, mask: torch.Tensor,
@@ -252,14 +264,62 @@ class WorldModel:
         for t in (int(t) for t in scheduler.timesteps):
             if t < t_last:  # reverse step: level t -> t - stride
                 alpha_bar, alpha_bar_prev = _alpha_bar(scheduler, t), _alpha_bar(scheduler, t - stride)
-                output = self.denoise(x, t, empty_mask)
-                eps = epsilon_from_output(output, x, alpha_bar, self.noise.prediction_type)
+                if self.config.guidance > 0:
+                    x0 = self.reconstruction_guided_x0(x, t, known, mask, alpha_bar, empty_mask)
+                    eps = epsilon_from_output(x0, x, alpha_bar, "sample")
+                else:
+                    output = self.denoise(x, t, empty_mask)
+                    eps = epsilon_from_output(output, x, alpha_bar, self.noise.prediction_type)
                 x = repaint_step(x, eps, known, mask, noise(), noise(), alpha_bar, alpha_bar_prev,
                                  self.config.eta, self.noise.clip_sample)
             else:  # resampling jump: back up from level t_last - stride to t - stride = t_last
                 x = renoise(x, _alpha_bar(scheduler, t_last - stride), _alpha_bar(scheduler, t_last), noise())
             t_last = t
         return x
+
+    def reconstruction_error(self, output: torch.Tensor, x0: torch.Tensor, known: torch.Tensor,
+                             mask: torch.Tensor) -> torch.Tensor:
+        """How badly the net's estimate reconstructs the known entries, summed over the batch.
+
+        With ``prediction_type="sample"`` a categorical part's output are logits: the error of a known,
+        present step is the cross-entropy ``-log softmax(logits)[known index]`` (whose gradient does not
+        vanish when the softmax saturates, unlike the squared error of ``2 softmax - 1``); absent steps
+        (all -1) are left out, as in training: no softmax reconstructs them, so their error would only
+        push the unknown part off. Everything else (continuous parts, other prediction types) counts by
+        the squared error of x̂0.
+        """
+        error = x0.new_zeros(())
+        squared = torch.ones_like(mask)
+        if self.noise.prediction_type == "sample":
+            for name, spec in self.encoding.parts.items():
+                if spec.kind != "categorical":
+                    continue
+                part = self.encoding.slice(name)
+                target = known[..., part] > 0
+                given = mask[..., part].all(-1) & target.any(-1)
+                error = error - ((output[..., part].log_softmax(-1) * target).sum(-1) * given).sum()
+                squared[..., part] = False
+        return error + ((x0 - known) ** 2 * (mask & squared)).sum()
+
+    def reconstruction_guided_x0(self, x: torch.Tensor, t: int, known: torch.Tensor, mask: torch.Tensor,
+                                 alpha_bar: torch.Tensor, net_mask: torch.Tensor | None) -> torch.Tensor:
+        """The x0 estimate with reconstruction guidance (Ho et al. 2022, "Video Diffusion Models", eq. 7).
+
+        ``x̃0 = x̂0 - (w sqrt(ᾱ) / 2) ∇_{x_t} E(x̂0(x_t), known)`` on the unknown entries, E the
+        ``reconstruction_error`` (known entries keep x̂0: RePaint replaces them anyway). Replacement alone
+        lets the unknown part hear about the known part only through the noised copy the net sees, so it
+        drifts off the condition (measured: 1-step accuracy ~0.5-0.8 on grid4x4 whatever the resampling);
+        the gradient of how badly the net's own x̂0 reconstructs the known values pulls the unknown part
+        towards what agrees with them. Costs one backward pass through the net per step.
+        """
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            output = self.net(x_in, t, net_mask)
+            x0 = (predicted_x0(self.encoding, output) if self.noise.prediction_type == "sample"
+                  else x0_from_output(output, x_in, alpha_bar, self.noise.prediction_type))
+            (grad,) = torch.autograd.grad(self.reconstruction_error(output, x0, known, mask), x_in)
+        x0 = x0.detach() - (self.config.guidance * alpha_bar.sqrt() / 2) * torch.where(mask, 0.0, grad)
+        return x0.clamp(-1, 1) if self.noise.clip_sample else x0
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
