@@ -8,6 +8,7 @@ retrain when the configured rule fires.
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -101,9 +102,8 @@ class DiffusionAIFAgent(Agent):
         """(Re)train the world model on the data set; from the current weights when there are any."""
         train_cfg = self.world_model_config.train
         if steps is not None:
-            train_cfg = type(train_cfg)(**{**train_cfg.__dict__, "steps": steps,
-                                           "warmup_steps": min(train_cfg.warmup_steps, steps // 10),
-                                           "seed": train_cfg.seed + self.trainings})
+            train_cfg = dataclasses.replace(train_cfg, steps=steps, seed=train_cfg.seed + self.trainings,
+                                            warmup_steps=min(train_cfg.warmup_steps, steps // 10))
         if self.run_dir is None:
             self.run_dir = Path(tempfile.mkdtemp(prefix="diffaif-aif-"))
         model = train_world_model(self.data, self.encoding, self.world_model_config.model, train_cfg,

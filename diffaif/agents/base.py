@@ -7,13 +7,14 @@ interaction budget before evaluation (the same for every agent in a comparison).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 
-class Agent:
+class Agent(ABC):
     """Base class: act on an observation, observe the transition, reset at episode start."""
 
     name = "agent"
@@ -30,8 +31,9 @@ class Agent:
     def reset(self, observation: Any, info: dict | None = None) -> None:
         """Start of an episode with its first observation (``info``: as in ``observe``)."""
 
+    @abstractmethod
     def act(self, observation: Any) -> int:
-        raise NotImplementedError(f"{type(self).__name__} must implement act()")
+        """The action to take on ``observation``."""
 
     def observe(self, action: int, reward: float, next_observation: Any, terminated: bool, truncated: bool,
                 info: dict | None = None) -> None:

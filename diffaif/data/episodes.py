@@ -15,8 +15,6 @@ So row t holds the state in which action t was taken, and episode e spans rows
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 
 from diffaif.data.encoding import TaskEncoding
+from diffaif.data.files import atomic_write
 
 NPZ_KEYS: tuple[str, ...] = ("states", "observations", "actions", "rewards", "terminated", "truncated",
                              "episode_starts")
@@ -165,11 +164,7 @@ def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.
 def save_episodes(data: EpisodeData, path: str | Path) -> None:
     """Write ``data`` as ``.npz`` (keys ``NPZ_KEYS``), atomically (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    with os.fdopen(fd, "wb") as handle:
-        np.savez_compressed(handle, **{key: getattr(data, key) for key in NPZ_KEYS})
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **{key: getattr(data, key) for key in NPZ_KEYS}))
 
 
 def load_episodes(path: str | Path) -> EpisodeData:

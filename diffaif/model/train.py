@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 
 from diffaif.config import save_config
 from diffaif.data.encoding import TaskEncoding
+from diffaif.data.files import atomic_write
 from diffaif.data.episodes import EpisodeData, save_episodes, windows
 from diffaif.model.score_net import ScoreNet
 from diffaif.model.world_model import PREDICTION_TYPES, ModelConfig, NoiseSchedule, WorldModel, build_score_net
@@ -153,13 +153,6 @@ def diffusion_loss(net: torch.nn.Module, scheduler: DDPMScheduler, encoding: Tas
     return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
 
 
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        torch.save(obj, handle)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: str | Path) -> dict:
     """The training state saved in ``checkpoint.pt``; an unreadable file is a ValueError naming it."""
     path = Path(path)
@@ -242,9 +235,10 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
 
     def save_checkpoint(step: int) -> None:
         unwrapped = accelerator.unwrap_model(net)
-        _atomic_torch_save({"step": step, "net": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
-                            "lr_scheduler": lr_scheduler.state_dict(), "ema": ema.state_dict(),
-                            "model_config": asdict(model_config)}, checkpoint_path)
+        state = {"step": step, "net": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
+                 "lr_scheduler": lr_scheduler.state_dict(), "ema": ema.state_dict(),
+                 "model_config": asdict(model_config)}
+        atomic_write(checkpoint_path, lambda handle: torch.save(state, handle))
         _ema_world_model(ema, encoding, model_config, noise_schedule).save(out_dir / MODEL_DIR)
 
     last_saved = start if resume else None
