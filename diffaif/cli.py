@@ -63,9 +63,11 @@ def cmd_collect(args) -> None:
 
 def cmd_train(args) -> None:
     from diffaif.config import CONFIG_DIR, save_config
-    from diffaif.data import grid_encoding, load_episodes
+    from diffaif.data import load_episodes
     from diffaif.envs import make_env
     from diffaif.model import WorldModelConfig, train_world_model
+    from diffaif.planning.planner import PlannerConfig
+    from diffaif.planning.tasks import task_planning
 
     preset = Path(args.model) if args.model.endswith(".yaml") else CONFIG_DIR / "model" / f"{args.model}.yaml"
     if not preset.is_file():
@@ -78,7 +80,8 @@ def cmd_train(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps({"env": args.env, "data": str(data_path)}, indent=2))
-    model = train_world_model(data, grid_encoding(env.unwrapped), config.model, config.train, out, resume=args.resume)
+    encoding = task_planning(env, PlannerConfig()).encoding(data)
+    model = train_world_model(data, encoding, config.model, config.train, out, resume=args.resume)
     print(f"trained world model: {out.resolve() / 'model'} (window length {model.length})")
 
 

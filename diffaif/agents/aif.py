@@ -20,13 +20,11 @@ import numpy as np
 
 from diffaif.agents.base import Agent
 from diffaif.config import CONFIG_DIR, build_config
-from diffaif.data.encoding import grid_encoding
 from diffaif.data.episodes import EpisodeData, load_episodes
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import WorldModel
-from diffaif.planning.efe import categorical_entropy, surprise
-from diffaif.planning.planner import EFEPlanner, PlannerConfig
-from diffaif.planning.preferences import grid_log_preferences
+from diffaif.planning.planner import PlannerConfig
+from diffaif.planning.tasks import Planner, task_planning
 
 RETRAIN_RULES = ("never", "episodes", "steps", "surprise")
 
@@ -67,13 +65,10 @@ class DiffusionAIFAgent(Agent):
         self.seed = 0 if seed is None else int(seed)
         self.world_model_config = build_config(
             WorldModelConfig, [CONFIG_DIR / "model" / f"{self.config.model_preset}.yaml", self.config.world_model])
-        task = env.unwrapped
-        self.encoding = grid_encoding(task)
-        self.log_preference = grid_log_preferences(task, self.config.planner.preference,
-                                                   self.config.planner.preference_precision)
+        self.task = task_planning(env, self.config.planner)
         self.data: EpisodeData | None = None
         self.model: WorldModel | None = None
-        self.planner: EFEPlanner | None = None
+        self.planner: Planner | None = None
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None  # made on first training
         self._observations: list = []
         self._actions: list[int] = []
@@ -96,7 +91,7 @@ class DiffusionAIFAgent(Agent):
     # ---- model -------------------------------------------------------------------------------
     def _set_model(self, model: WorldModel) -> None:
         self.model = model
-        self.planner = EFEPlanner(model, self.log_preference, self.config.planner, seed=self.seed)
+        self.planner = self.task.make_planner(model, self.seed)
 
     def train(self, steps: int | None = None) -> None:
         """(Re)train the world model on the data set; from the current weights when there are any."""
@@ -106,7 +101,9 @@ class DiffusionAIFAgent(Agent):
                                             warmup_steps=min(train_cfg.warmup_steps, steps // 10))
         if self.run_dir is None:
             self.run_dir = Path(tempfile.mkdtemp(prefix="diffaif-aif-"))
-        model = train_world_model(self.data, self.encoding, self.world_model_config.model, train_cfg,
+        # the first training fixes the encoding (and its data statistics); retraining keeps it
+        encoding = self.model.encoding if self.model is not None else self.task.encoding(self.data)
+        model = train_world_model(self.data, encoding, self.world_model_config.model, train_cfg,
                                   self.run_dir / f"train{self.trainings}", init_model=self.model,
                                   progress=self.config.progress)
         self.trainings += 1
@@ -123,13 +120,14 @@ class DiffusionAIFAgent(Agent):
         if self.config.pretrained:
             return self.data.n_interactions
         rng = np.random.default_rng(seed)
+        self.action_space.seed(int(rng.integers(2**31)))
         used, episode = 0, 0
         while used < steps:
             obs, info = env.reset(seed=int(rng.integers(2**31)))
             self._record_start(info["state"], obs)
             done = False
             while not done and used < steps:
-                action = int(rng.integers(self.action_space.n))
+                action = self.action_space.sample()
                 obs, reward, terminated, truncated, info = env.step(action)
                 used += 1
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
@@ -143,7 +141,7 @@ class DiffusionAIFAgent(Agent):
 
     def _record_start(self, state: Any, observation: Any) -> None:
         if self.data is None:
-            self.data = EpisodeData.empty(state, observation, 0)
+            self.data = EpisodeData.empty(state, observation, self.action_space.sample())
         self.data.start_episode(state, observation)
 
     # ---- acting ------------------------------------------------------------------------------
@@ -163,13 +161,12 @@ class DiffusionAIFAgent(Agent):
         self._last_plan = plan
         return plan.action
 
-    def observe(self, action: int, reward: float, next_observation: Any, terminated: bool, truncated: bool,
+    def observe(self, action: Any, reward: float, next_observation: Any, terminated: bool, truncated: bool,
                 info: dict | None = None) -> None:
         if self._last_plan is not None:
-            q_next = self._last_plan.next_observation(action)
-            self._surprise.append(float(surprise(q_next, int(next_observation))))
+            self._surprise.append(self._last_plan.surprise(action, next_observation))
         self._observations.append(next_observation)
-        self._actions.append(int(action))
+        self._actions.append(action)
         if self._recording:
             self.data.append_transition(action, reward, terminated, truncated, info["state"], next_observation)
         self._since_retrain += 1
@@ -185,15 +182,7 @@ class DiffusionAIFAgent(Agent):
             self.train(self.config.retrain_steps)
 
     def step_log(self) -> dict[str, Any]:
-        """Per-step log: P(a), per action the EFE terms of its best policy (Fig. 3 and 4 of the paper), and
-        the candidate policies with their G, risk and ambiguity."""
-        plan = self._last_plan
-        if plan is None:
+        """Per-step log: the planner's record of the decision (``log()`` of its plan) and its time."""
+        if self._last_plan is None:
             return {}
-        per_action = plan.per_action()
-        return {"action_probs": plan.action_probs.tolist(), "efe_per_action": per_action["G"],
-                **{f"{name}_per_action": values for name, values in per_action.items() if name != "G"},
-                "policies": plan.policies.tolist(),
-                **{f"{name}_per_policy": plan.terms[name].tolist() for name in ("G", "risk", "ambiguity")},
-                "belief_entropy": float(categorical_entropy(plan.belief)),
-                "belief_map": int(plan.belief.argmax()), "decision_ms": self._last_ms}
+        return {**self._last_plan.log(), "decision_ms": self._last_ms}

@@ -37,7 +37,7 @@ def efe_fidelity(agent: DiffusionAIFAgent, env, episodes: int, seed: int = 0, ti
         while not done:
             action = agent.act(obs)
             plan = agent._last_plan
-            exact = exact_expected_free_energy(belief, plan.policies, P, O, agent.log_preference.double())
+            exact = exact_expected_free_energy(belief, plan.policies, P, O, agent.planner.log_preference.double())
             rho = stats.spearmanr(plan.terms["G"].numpy(), exact["G"].numpy()).statistic
             rhos.append(float(rho) if np.isfinite(rho) else float("nan"))
             exact_probs = action_marginal(policy_posterior(exact["G"], gamma), plan.policies[:, 0], n_actions)

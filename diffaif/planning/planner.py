@@ -15,7 +15,7 @@ import torch
 
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, histogram,
-                                  policy_posterior)
+                                  policy_posterior, surprise)
 from diffaif.planning.policies import PolicyConfig, propose_policies
 
 OBS_ESTIMATORS = ("histogram", "rao_blackwell")
@@ -74,6 +74,20 @@ class Plan:
         """q(o_{t+1}) under the lowest-G policy starting with ``action``: (O,)."""
         best = int(best_per_action(self.terms["G"], self.policies[:, 0], self.action_probs.shape[0])[action])
         return self.q_o[best, 0]
+
+    def surprise(self, action: int, observation) -> float:
+        """``−log q(o_{t+1} = observation)`` under the lowest-G policy starting with ``action`` (nats)."""
+        return float(surprise(self.next_observation(action), int(observation)))
+
+    def log(self) -> dict:
+        """The decision for the step log: P(a), per action the EFE terms of its best policy (Fig. 3 and 4
+        of the method paper), the candidates with their G, risk and ambiguity, and the belief."""
+        per_action = self.per_action()
+        return {"action_probs": self.action_probs.tolist(), "efe_per_action": per_action["G"],
+                **{f"{name}_per_action": values for name, values in per_action.items() if name != "G"},
+                "policies": self.policies.tolist(),
+                **{f"{name}_per_policy": self.terms[name].tolist() for name in ("G", "risk", "ambiguity")},
+                "belief_entropy": float(categorical_entropy(self.belief)), "belief_map": int(self.belief.argmax())}
 
 
 class EFEPlanner:
