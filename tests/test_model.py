@@ -271,3 +271,20 @@ def test_repaint_reconstruction_guidance(models):
     assert all(not p.requires_grad or p.grad is None for p in model.net.parameters())  # no gradient left behind
     with pytest.raises(ValueError, match="guidance"):
         ModelConfig(guidance=-1.0)
+
+
+def test_bf16_runtime_samples_close_to_fp32_and_keeps_known_entries():
+    from diffaif.model.world_model import NoiseSchedule, build_score_net
+    enc = grid_encoding(make_env("grid4x4").unwrapped)
+    model = WorldModel(build_score_net(enc, ModelConfig(length=4, width=16, depth=1, heads=2)), enc,
+                       ModelConfig(length=4, width=16, depth=1, heads=2), NoiseSchedule())
+    known = torch.zeros(2, 4, enc.dim)
+    mask = torch.zeros_like(known, dtype=torch.bool)
+    known[:, 0, :16], mask[:, 0, :16] = -1.0, True
+    known[:, 0, 3] = 1.0
+    fp32 = model.inpaint(known, mask, 3, steps=2, generator=torch.Generator().manual_seed(0))
+    bf16 = model.set_runtime("bf16").inpaint(known, mask, 3, steps=2, generator=torch.Generator().manual_seed(0))
+    assert bf16.dtype == torch.float32 and torch.equal(bf16[:, :, 0, :16], fp32[:, :, 0, :16])
+    assert (bf16 - fp32).abs().max() < 0.1          # the same sampler, rounded matmuls
+    with pytest.raises(ValueError, match="precision must be one of"):
+        model.set_runtime("fp8")

@@ -4,7 +4,9 @@ One time step is one token ``concat(state, observation, action)``; a window of `
 ``(..., T, dim)`` float array. Each part is either
 
 - *categorical* over ``size`` values: one-hot scaled to [-1, 1] (+1 at the index, -1 elsewhere),
-  decoded by argmax; or
+  decoded by argmax; a *factored* categorical part (``factors=(n_1, .., n_F)``, ``size = Σ n_f``) is
+  F such one-hots side by side, one per entry of an integer vector (a MiniGrid state or view), and
+  its values have a trailing axis of F; or
 - *continuous* of ``size`` dimensions: standardised ``(x - mean) / std`` with data-set statistics
   stored in the encoding, decoded by un-standardising.
 
@@ -27,13 +29,15 @@ KINDS: tuple[str, ...] = ("categorical", "continuous")
 
 @dataclass(frozen=True)
 class PartSpec:
-    """One part of a token: ``kind`` is "categorical" (``size`` values) or "continuous" (``size`` dims)."""
+    """One part of a token: ``kind`` is "categorical" (``size`` values; ``factors`` splits them into
+    independent categorical entries of an integer vector) or "continuous" (``size`` dims)."""
 
     name: str
     kind: str
     size: int
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    factors: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.name not in PARTS:
@@ -48,6 +52,16 @@ class PartSpec:
                 raise ValueError(f"part {self.name!r}: {stat} has {len(value)} entries, expected {self.size}")
         if self.std is not None and min(self.std) <= 0:
             raise ValueError(f"part {self.name!r}: std must be positive, got {self.std}")
+        if self.factors is not None:
+            if self.kind != "categorical":
+                raise ValueError(f"part {self.name!r}: only a categorical part has factors")
+            if min(self.factors) < 1 or sum(self.factors) != self.size:
+                raise ValueError(f"part {self.name!r}: factors {self.factors} must be >= 1 and sum to size {self.size}")
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Sizes of the part's one-hot blocks: its factors, or one block of ``size`` (a categorical part)."""
+        return self.factors if self.factors is not None else (self.size,)
 
 
 def one_hot_pm1(indices: np.ndarray, size: int) -> np.ndarray:
@@ -104,6 +118,12 @@ class TaskEncoding:
     def encode_part(self, part: str, values: Any) -> np.ndarray:
         """(..., T) indices or (..., T, d) values -> (..., T, width of part) float32."""
         spec = self.parts[part]
+        if spec.kind == "categorical" and spec.factors is not None:
+            values = np.asarray(values, dtype=np.int64)
+            if values.shape[-1:] != (len(spec.factors),):
+                raise ValueError(f"factored part {part!r} expects a last axis of size {len(spec.factors)}, "
+                                 f"got shape {values.shape}")
+            return np.concatenate([one_hot_pm1(values[..., f], n) for f, n in enumerate(spec.factors)], axis=-1)
         if spec.kind == "categorical":
             return one_hot_pm1(np.asarray(values, dtype=np.int64), spec.size)
         values = np.asarray(values, dtype=np.float64)
@@ -129,9 +149,13 @@ class TaskEncoding:
         return x[..., self.slice(part)]
 
     def decode_part(self, x: Any, part: str) -> np.ndarray:
-        """(..., dim) tokens -> (...,) int indices (categorical) or (..., d) values (continuous)."""
+        """(..., dim) tokens -> (...,) int indices (categorical), (..., F) (factored) or (..., d) values
+        (continuous)."""
         spec = self.parts[part]
         raw = self.logits(x, part)
+        if spec.kind == "categorical" and spec.factors is not None:
+            edges = np.cumsum((0,) + spec.factors)
+            return np.stack([raw[..., a:b].argmax(axis=-1) for a, b in zip(edges[:-1], edges[1:])], axis=-1)
         if spec.kind == "categorical":
             return raw.argmax(axis=-1)
         mean, std = self._check_stats(spec)
@@ -161,7 +185,8 @@ class TaskEncoding:
     def to_dict(self) -> dict:
         return {"parts": [
             {"name": p.name, "kind": p.kind, "size": p.size,
-             "mean": None if p.mean is None else list(p.mean), "std": None if p.std is None else list(p.std)}
+             "mean": None if p.mean is None else list(p.mean), "std": None if p.std is None else list(p.std),
+             "factors": None if p.factors is None else list(p.factors)}
             for p in self.parts.values()
         ]}
 
@@ -170,10 +195,23 @@ class TaskEncoding:
         try:
             return cls([PartSpec(name=p["name"], kind=p["kind"], size=int(p["size"]),
                                  mean=None if p.get("mean") is None else tuple(p["mean"]),
-                                 std=None if p.get("std") is None else tuple(p["std"]))
+                                 std=None if p.get("std") is None else tuple(p["std"]),
+                                 factors=None if p.get("factors") is None else tuple(p["factors"]))
                         for p in data["parts"]])
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a TaskEncoding dict (missing or bad field {err}): {data!r}") from None
+
+
+def space_part(name: str, space: Any) -> PartSpec:
+    """The token part of a gymnasium space: ``Discrete(n)`` is categorical over n, ``MultiDiscrete``
+    factored categorical (one factor per entry, ``start`` 0)."""
+    kind = type(space).__name__
+    if kind == "Discrete" and int(space.start) == 0:
+        return PartSpec(name, "categorical", int(space.n))
+    if kind == "MultiDiscrete" and space.nvec.ndim == 1 and not space.start.any():
+        factors = tuple(int(n) for n in space.nvec)
+        return PartSpec(name, "categorical", sum(factors), factors=factors)
+    raise ValueError(f"part {name!r}: no categorical encoding of {space} (Discrete or 1-d MultiDiscrete from 0)")
 
 
 def grid_encoding(env: Any) -> TaskEncoding:
@@ -185,3 +223,17 @@ def grid_encoding(env: Any) -> TaskEncoding:
         PartSpec("obs", "categorical", int(grid.n_cells)),
         PartSpec("action", "categorical", n_actions),
     ])
+
+
+def categorical_groups(encoding: TaskEncoding) -> list[np.ndarray]:
+    """Token indices of the categorical one-hot blocks, grouped by block size: one (n_blocks, size)
+    int array per size, so a softmax over every block of a size is one gather (49 view cells, one call)."""
+    by_size: dict[int, list[np.ndarray]] = {}
+    for name, spec in encoding.parts.items():
+        if spec.kind != "categorical":
+            continue
+        start = encoding.slice(name).start
+        for size in spec.blocks:
+            by_size.setdefault(size, []).append(np.arange(start, start + size))
+            start += size
+    return [np.stack(blocks) for _, blocks in sorted(by_size.items())]

@@ -51,6 +51,7 @@ DEVICES = ("cpu", "cuda")
 @dataclass
 class BenchConfig:
     env: str = "grid4x4"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)   # env options (MiniGrid: obs_floor, obs_mode)
     # A saved WorldModel directory (with world_model.json). None: train ``model_preset`` for
     # ``train_steps`` steps on ``train_episodes`` random episodes and plan with that model
     # (timing only: such a model is far from converged).
@@ -165,16 +166,18 @@ def training_throughput(metrics_path: str | Path, batch_size: int, skip: int = 0
 
 def train_for_bench(config: BenchConfig, model_config: Any, run_dir: Path) -> tuple[Any, dict[str, Any]]:
     """A short ``train_world_model`` run: → (the trained WorldModel, its throughput record)."""
-    from diffaif.data import collect_episodes, grid_encoding
+    from diffaif.data import collect_episodes
     from diffaif.envs import make_env
     from diffaif.model.train import WorldModelConfig, train_world_model
+    from diffaif.planning.planner import PlannerConfig
+    from diffaif.planning.tasks import task_planning
 
     preset = build_config(WorldModelConfig, [CONFIG_DIR / "model" / f"{config.model_preset}.yaml", config.world_model])
     steps = config.train_steps
     log_interval = max(1, steps // 10)
     train_cfg = dataclasses.replace(preset.train, steps=steps, warmup_steps=min(preset.train.warmup_steps, steps // 10),
                                     log_interval=log_interval, checkpoint_interval=steps, wandb_mode="disabled")
-    env = make_env(config.env)
+    env = make_env(config.env, **config.env_kwargs)
     data = collect_episodes(env, config.train_episodes, seed=config.seed)
     metrics = run_dir / "metrics.jsonl"
     skip = len(metrics.read_text().splitlines()) if metrics.exists() else 0   # records of an earlier run
@@ -182,7 +185,8 @@ def train_for_bench(config: BenchConfig, model_config: Any, run_dir: Path) -> tu
         torch.cuda.reset_peak_memory_stats()
     with _accelerate_device(config.device):
         began = time.perf_counter()
-        model = train_world_model(data, grid_encoding(env), model_config, train_cfg, run_dir, progress=False)
+        model = train_world_model(data, task_planning(env, PlannerConfig()).encoding(data), model_config, train_cfg,
+                                  run_dir, progress=False)
         wall = time.perf_counter() - began
     record = training_throughput(metrics, train_cfg.batch_size, skip=skip)
     record.update({"wall_seconds": wall, "train_device": str(model.device), "batch_size": train_cfg.batch_size,
@@ -208,7 +212,7 @@ def _with_episodes(model_dir: Path, tmp: Path, config: BenchConfig, source: dict
     staged = tmp / "pretrained"
     staged.mkdir(parents=True, exist_ok=True)
     (staged / "model").symlink_to(model_dir.resolve(), target_is_directory=True)
-    save_episodes(collect_episodes(make_env(config.env), 2, seed=config.seed), staged / EPISODES_FILE)
+    save_episodes(collect_episodes(make_env(config.env, **config.env_kwargs), 2, seed=config.seed), staged / EPISODES_FILE)
     source["note"] = f"no {EPISODES_FILE} beside the model: the agent was given 2 placeholder episodes (unused by the bench)"
     return staged / "model"
 
@@ -245,9 +249,10 @@ class _Recorder:
         self.model.__dict__.pop("inpaint", None)
 
 
-def _floor_seconds(net: torch.nn.Module, forwards: list[tuple[int, int, int, bool]], device: torch.device,
+def _floor_seconds(net: Any, forwards: list[tuple[int, int, int, bool]], device: torch.device,
                    inputs: dict) -> float:
-    """Wall time of ``forwards`` (the passes of one decision) run back to back under no_grad."""
+    """Wall time of ``forwards`` (the passes of one decision) run back to back under no_grad; ``net`` is
+    the model's ``run_net``, so the floor runs in the same precision and compiled form as the planner."""
     _sync(device)
     began = time.perf_counter()
     with torch.no_grad():
@@ -295,7 +300,7 @@ def bench_planning(planner: Any, env: Any, config: BenchConfig) -> dict[str, Any
             # replayed in the warm-up decisions too (allocator, kernels), timed afterwards
             forwards = record[0]
             inputs.update(_floor_inputs([f for f in set(forwards) if f not in inputs], device, config.seed))
-            floor = [_floor_seconds(model.net, forwards, device, inputs) for _ in range(config.floor_repeats)]
+            floor = [_floor_seconds(model.run_net, forwards, device, inputs) for _ in range(config.floor_repeats)]
             recorder.take()  # drop the replay's own forwards
             if i >= config.warmup:
                 latencies.append(elapsed)
@@ -414,7 +419,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             result["model_source"] = {"trained_for_bench": str(pretrained), "train_steps": config.train_steps,
                                       "note": f"trained only {config.train_steps} steps for timing: plans are "
                                               "not representative of a converged model"}
-        env = make_env(config.env)
+        env = make_env(config.env, **config.env_kwargs)
         overrides = {**config.agent, "pretrained": str(pretrained), "retrain": "never", "device": config.device,
                      "run_dir": str(Path(tmp.name) / "agent")}
         if config.planner:
@@ -428,7 +433,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         result["planner_config"] = to_dict(planner.config)
         result.update(bench_planning(planner, env, config))
         if config.steps_curve:
-            result["denoising_curve"] = denoising_curve(planner.model, make_env(config.env), config.steps_curve,
+            result["denoising_curve"] = denoising_curve(planner.model, make_env(config.env, **config.env_kwargs), config.steps_curve,
                                                         n_episodes=config.curve_episodes, horizon=config.curve_horizon,
                                                         n_samples=config.curve_samples, mode=planner.config.mode)
         result["environment"] = environment_info(config.device)

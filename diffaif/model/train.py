@@ -30,7 +30,8 @@ from diffaif.data.encoding import TaskEncoding
 from diffaif.data.files import atomic_write
 from diffaif.data.episodes import EpisodeData, save_episodes, windows
 from diffaif.model.score_net import ScoreNet
-from diffaif.model.world_model import PREDICTION_TYPES, ModelConfig, NoiseSchedule, WorldModel, build_score_net
+from diffaif.model.world_model import (PREDICTION_TYPES, ModelConfig, NoiseSchedule, WorldModel, build_score_net,
+                                       categorical_cross_entropy)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_DIR = "model"
@@ -111,20 +112,15 @@ def random_known_mask(encoding: TaskEncoding, batch: int, length: int, mask_prob
 
 def x0_loss(encoding: TaskEncoding, logits: torch.Tensor, x0: torch.Tensor, unknown: torch.Tensor) -> torch.Tensor:
     """Loss of the x0 prediction on unknown entries: cross-entropy ``-log softmax(logits)[index]`` per
-    categorical part of a step, squared error per continuous entry; averaged over what is predicted.
+    categorical block of a step, squared error per continuous entry; averaged over what is predicted.
 
     Absent categorical steps (all -1, no index) are never predicted: ``known_window`` always gives them.
     ``logits``, ``x0`` (B, T, D); ``unknown`` (B, T, D) bool.
     """
-    total, count = logits.new_zeros(()), logits.new_zeros(())
+    total, count = categorical_cross_entropy(encoding, logits, x0, unknown)
     for name, spec in encoding.parts.items():
-        part = encoding.slice(name)
-        if spec.kind == "categorical":
-            target = x0[..., part]
-            weight = (unknown[..., part].all(-1) & (target > 0).any(-1)).to(logits.dtype)
-            ce = -(logits[..., part].log_softmax(-1) * (target > 0)).sum(-1)
-            total, count = total + (ce * weight).sum(), count + weight.sum()
-        else:
+        if spec.kind == "continuous":
+            part = encoding.slice(name)
             weight = unknown[..., part].to(logits.dtype)
             total, count = total + ((logits[..., part] - x0[..., part]) ** 2 * weight).sum(), count + weight.sum()
     return total / count.clamp(min=1.0)

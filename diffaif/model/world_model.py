@@ -20,11 +20,12 @@ import torch
 from diffusers import DDIMScheduler, RePaintScheduler
 from einops import rearrange, repeat
 
-from diffaif.data.encoding import TaskEncoding
+from diffaif.data.encoding import TaskEncoding, categorical_groups
 from diffaif.model.score_net import ScoreNet
 
 MODES: tuple[str, ...] = ("repaint", "masked")
 PREDICTION_TYPES: tuple[str, ...] = ("sample", "epsilon", "v_prediction")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 WORLD_MODEL_FILE = "world_model.json"
 NET_DIR = "score_net"
 
@@ -84,15 +85,32 @@ def build_score_net(encoding: TaskEncoding, config: ModelConfig) -> ScoreNet:
 def predicted_x0(encoding: TaskEncoding, logits: torch.Tensor) -> torch.Tensor:
     """The net's x0 estimate under ``prediction_type="sample"``: (..., D) -> (..., D).
 
-    A categorical part of K logits becomes ``2 softmax(logits) - 1``, the expected ±1 one-hot (so the
+    A categorical block of K logits becomes ``2 softmax(logits) - 1``, the expected ±1 one-hot (so the
     net is trained with cross-entropy, which learns far faster than MSE on sparse one-hots); a
     continuous part is the raw output.
     """
-    parts = []
-    for name, spec in encoding.parts.items():
-        raw = logits[..., encoding.slice(name)]
-        parts.append(2 * raw.softmax(-1) - 1 if spec.kind == "categorical" else raw)
-    return torch.cat(parts, dim=-1)
+    x0 = logits.clone()
+    for group in categorical_groups(encoding):
+        index = torch.as_tensor(group, device=logits.device)
+        x0[..., index] = 2 * logits[..., index].softmax(-1) - 1
+    return x0
+
+
+def categorical_cross_entropy(encoding: TaskEncoding, logits: torch.Tensor, target: torch.Tensor,
+                              scored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Σ -log softmax(logits)[index]`` over the categorical blocks whose target holds an index and
+    whose entries are all ``scored``; absent blocks (all -1) are never scored.
+
+    logits, target (..., D) float; scored (..., D) bool → (summed cross-entropy, number of blocks scored).
+    """
+    total, count = logits.new_zeros(()), logits.new_zeros(())
+    for group in categorical_groups(encoding):
+        index = torch.as_tensor(group, device=logits.device)
+        hot = target[..., index] > 0                                     # (..., blocks, size)
+        weight = (scored[..., index].all(-1) & hot.any(-1)).to(logits.dtype)
+        ce = -(logits[..., index].log_softmax(-1) * hot).sum(-1)
+        total, count = total + (ce * weight).sum(), count + weight.sum()
+    return total, count
 
 
 def epsilon_from_output(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor,
@@ -179,6 +197,23 @@ class WorldModel:
         self.encoding = encoding
         self.config = config
         self.noise = noise
+        self.precision = "fp32"
+        self._forward = self.net
+
+    def set_runtime(self, precision: str = "fp32", compile: bool = False) -> "WorldModel":
+        """How the net runs when sampling: ``precision="bf16"`` autocasts its matmuls to bfloat16 (weights
+        stay fp32, outputs are cast back); ``compile=True`` runs it through ``torch.compile`` (graphs are
+        captured on the first call of each input shape, so the first decisions are slow)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
+        self._forward = torch.compile(self.net, dynamic=False) if compile else self.net
+        return self
+
+    def run_net(self, x: torch.Tensor, t: torch.Tensor | int, mask: torch.Tensor | None) -> torch.Tensor:
+        """The raw net output for (B, T, D) windows, in the runtime set by ``set_runtime``."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self._forward(x, t, mask).float()
 
     @property
     def length(self) -> int:
@@ -195,7 +230,7 @@ class WorldModel:
     # ---- sampling -------------------------------------------------------------------------
     def denoise(self, x: torch.Tensor, t: torch.Tensor | int, mask: torch.Tensor | None) -> torch.Tensor:
         """The net's prediction (noise, v or x̂0, per ``noise.prediction_type``) for noisy windows (B, T, D)."""
-        output = self.net(x, t, mask)
+        output = self.run_net(x, t, mask)
         return predicted_x0(self.encoding, output) if self.noise.prediction_type == "sample" else output
 
     def _scheduler_kwargs(self) -> dict:
@@ -291,14 +326,9 @@ class WorldModel:
         error = x0.new_zeros(())
         squared = torch.ones_like(mask)
         if self.noise.prediction_type == "sample":
-            for name, spec in self.encoding.parts.items():
-                if spec.kind != "categorical":
-                    continue
-                part = self.encoding.slice(name)
-                target = known[..., part] > 0
-                given = mask[..., part].all(-1) & target.any(-1)
-                error = error - ((output[..., part].log_softmax(-1) * target).sum(-1) * given).sum()
-                squared[..., part] = False
+            error, _ = categorical_cross_entropy(self.encoding, output, known, mask)
+            for group in categorical_groups(self.encoding):
+                squared[..., torch.as_tensor(group.ravel(), device=mask.device)] = False
         return error + ((x0 - known) ** 2 * (mask & squared)).sum()
 
     def reconstruction_guided_x0(self, x: torch.Tensor, t: int, known: torch.Tensor, mask: torch.Tensor,
@@ -314,7 +344,7 @@ class WorldModel:
         """
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
-            output = self.net(x_in, t, net_mask)
+            output = self.run_net(x_in, t, net_mask)
             x0 = (predicted_x0(self.encoding, output) if self.noise.prediction_type == "sample"
                   else x0_from_output(output, x_in, alpha_bar, self.noise.prediction_type))
             (grad,) = torch.autograd.grad(self.reconstruction_error(output, x0, known, mask), x_in)
@@ -366,10 +396,12 @@ class WorldModel:
 
 
 def _blank(encoding: TaskEncoding, part: str, batch: int, length: int) -> np.ndarray:
-    """Absent values for one part of (batch, length) steps: -1 indices or NaN vectors."""
+    """Absent values for one part of (batch, length) steps: -1 indices (vectors of them for a factored
+    part) or NaN vectors."""
     spec = encoding.parts[part]
     if spec.kind == "categorical":
-        return np.full((batch, length), -1, dtype=np.int64)
+        factors = () if spec.factors is None else (len(spec.factors),)
+        return np.full((batch, length, *factors), -1, dtype=np.int64)
     return np.full((batch, length, spec.size), np.nan)
 
 
