@@ -7,6 +7,8 @@ to a faster device. Each run directory keeps its training episodes, so the harne
 the warm-up interactions to the agent.
 
     python scripts/pretrain_world_models.py --env grid4x4 --interactions 2000 --seeds 0 1 2 3 4 --out runs/pre4
+    python scripts/pretrain_world_models.py --env MiniGrid-Empty-8x8-v0 --env-option obs_floor=true \
+        --env-option obs_mode=state --model minigrid_tiny --interactions 20000 --out runs/mg/empty8
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from diffaif.experiments.compare import derived_seed
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="grid4x4")
+    parser.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="env keyword argument (as in the comparison's env_kwargs), repeatable")
     parser.add_argument("--interactions", type=int, required=True, help="random-policy warm-up steps per seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--base-seed", type=int, default=0, help="the comparison's --seed")
@@ -35,15 +39,16 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="world-model overrides, e.g. train.steps=500")
     args = parser.parse_args()
     world_model = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
+    env_kwargs = OmegaConf.to_container(OmegaConf.from_dotlist(args.env_option))
     for s in args.seeds:
         run_dir = Path(args.out) / f"seed{s}"
-        env = make_env(args.env)
+        env = make_env(args.env, **env_kwargs)
         agent = make_agent("aif", env, seed=args.base_seed + s,
                            overrides={"model_preset": args.model, "world_model": world_model,
                                       "run_dir": str(run_dir), "device": args.device})
         began = time.perf_counter()
         used = agent.warm_up(env, args.interactions, seed=derived_seed(args.base_seed, s, 1))
-        record = {"env": args.env, "seed_index": s, "interactions": used, "episodes": agent.data.n_episodes,
+        record = {"env": args.env, "env_kwargs": env_kwargs, "seed_index": s, "interactions": used, "episodes": agent.data.n_episodes,
                   "train_seconds": round(time.perf_counter() - began, 1), "device": args.device,
                   "model": str(run_dir / "train0" / "model")}
         (run_dir / "pretrain.json").write_text(json.dumps(record, indent=2))

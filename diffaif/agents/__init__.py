@@ -14,7 +14,7 @@ import yaml
 from diffaif.agents.aif import AIFConfig, DiffusionAIFAgent
 from diffaif.agents.base import Agent
 from diffaif.agents.bfs_oracle import BFSOracleAgent, BFSOracleConfig
-from diffaif.agents.dqn import DQNAgent, DQNConfig
+from diffaif.agents.dqn import DQNAgent, DQNConfig, SACAgent, SACConfig
 from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
 from diffaif.agents.qlearning import QLearningAgent, QLearningConfig
 from diffaif.agents.random_agent import RandomAgent
@@ -36,6 +36,7 @@ AGENTS: dict[str, AgentSpec] = {
     "aif": AgentSpec(DiffusionAIFAgent, AIFConfig),
     "bfs_oracle": AgentSpec(BFSOracleAgent, BFSOracleConfig),  # MiniGrid: shortest paths on the true grid
     "dqn": AgentSpec(DQNAgent, DQNConfig),  # Stable-Baselines3 DQN (the `baselines` extra)
+    "sac": AgentSpec(SACAgent, SACConfig),  # Stable-Baselines3 SAC, Box actions (the `baselines` extra)
 }
 
 
@@ -73,5 +74,5 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict
 __all__ = [
     "AGENTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
     "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
-    "RandomAgent", "agent_config", "bayes_filter_update", "make_agent",
+    "RandomAgent", "SACAgent", "SACConfig", "agent_config", "bayes_filter_update", "make_agent",
 ]

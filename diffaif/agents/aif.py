@@ -22,7 +22,7 @@ from diffaif.agents.base import Agent
 from diffaif.config import CONFIG_DIR, build_config
 from diffaif.data.episodes import EpisodeData, load_episodes
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
-from diffaif.model.world_model import WorldModel
+from diffaif.model.world_model import PRECISIONS, WorldModel
 from diffaif.planning.planner import PlannerConfig
 from diffaif.planning.tasks import Planner, task_planning
 
@@ -43,7 +43,12 @@ class AIFConfig:
     retrain_every: int = 50
     retrain_steps: int = 300                         # training steps per retrain, from the current weights
     surprise_threshold: float = 1.0
+    # World models trained on the same data with different seeds; > 1 gives the planner an ensemble
+    # for the parameter information gain (novelty) of continuous tasks.
+    ensemble: int = 1
     device: str = "cpu"
+    precision: str = "fp32"                          # "bf16": autocast the score net when planning
+    compile: bool = False                            # torch.compile the score net for planning
     run_dir: str | None = None                       # where checkpoints go (default: a temporary folder)
     progress: bool = False
 
@@ -52,6 +57,10 @@ class AIFConfig:
             raise ValueError(f"retrain must be one of {RETRAIN_RULES}, got {self.retrain!r}")
         if self.retrain_every < 1:
             raise ValueError(f"retrain_every must be >= 1, got {self.retrain_every}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
 
 
 class DiffusionAIFAgent(Agent):
@@ -68,6 +77,7 @@ class DiffusionAIFAgent(Agent):
         self.task = task_planning(env, self.config.planner)
         self.data: EpisodeData | None = None
         self.model: WorldModel | None = None
+        self.ensemble: list[WorldModel] = []             # all members; self.model is the first
         self.planner: Planner | None = None
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None  # made on first training
         self._observations: list = []
@@ -81,7 +91,8 @@ class DiffusionAIFAgent(Agent):
         self.trainings = 0
         if self.config.pretrained:
             path = Path(self.config.pretrained.format(seed=self.seed))
-            self._set_model(WorldModel.load(path, self.config.device))
+            self._set_model([WorldModel.load(path, self.config.device).set_runtime(self.config.precision,
+                                                                                    self.config.compile)])
             episodes = path.parent / EPISODES_FILE
             if not episodes.is_file():
                 raise FileNotFoundError(f"{episodes} is missing: a pretrained model needs the episodes it was "
@@ -89,9 +100,10 @@ class DiffusionAIFAgent(Agent):
             self.data = load_episodes(episodes)
 
     # ---- model -------------------------------------------------------------------------------
-    def _set_model(self, model: WorldModel) -> None:
-        self.model = model
-        self.planner = self.task.make_planner(model, self.seed)
+    def _set_model(self, models: WorldModel | list[WorldModel]) -> None:
+        self.ensemble = list(models) if isinstance(models, list) else [models]
+        self.model = self.ensemble[0]
+        self.planner = self.task.make_planner(self.model if len(self.ensemble) == 1 else self.ensemble, self.seed)
 
     def train(self, steps: int | None = None) -> None:
         """(Re)train the world model on the data set; from the current weights when there are any."""
@@ -103,11 +115,15 @@ class DiffusionAIFAgent(Agent):
             self.run_dir = Path(tempfile.mkdtemp(prefix="diffaif-aif-"))
         # the first training fixes the encoding (and its data statistics); retraining keeps it
         encoding = self.model.encoding if self.model is not None else self.task.encoding(self.data)
-        model = train_world_model(self.data, encoding, self.world_model_config.model, train_cfg,
-                                  self.run_dir / f"train{self.trainings}", init_model=self.model,
-                                  progress=self.config.progress)
+        models = [train_world_model(self.data, encoding, self.world_model_config.model,
+                                    dataclasses.replace(train_cfg, seed=train_cfg.seed + 1000 * member),
+                                    self.run_dir / (f"train{self.trainings}" + (f"_member{member}" if member else "")),
+                                    init_model=self.ensemble[member] if member < len(self.ensemble) else None,
+                                    progress=self.config.progress).to(self.config.device)
+                  .set_runtime(self.config.precision, self.config.compile)
+                  for member in range(self.config.ensemble)]
         self.trainings += 1
-        self._set_model(model.to(self.config.device))
+        self._set_model(models)
         self._since_retrain = 0
         self._surprise.clear()
 

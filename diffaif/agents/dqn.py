@@ -1,10 +1,12 @@
-"""DQN from Stable-Baselines3 (the ``baselines`` extra) behind the diffaif Agent interface.
+"""Stable-Baselines3 algorithms (the ``baselines`` extra) behind the diffaif Agent interface: DQN
+(Discrete actions) and SAC (Box actions).
 
-``warm_up(env, steps, seed)`` trains SB3's ``DQN`` for ``steps`` environment interactions on the
+``warm_up(env, steps, seed)`` trains the SB3 model for ``steps`` environment interactions on the
 agent's observation (whatever the env gives: MiniGrid's compact view, the hidden state, a cell
-index; SB3 one-hot encodes ``Discrete`` / ``MultiDiscrete`` spaces); afterwards the agent acts
-greedily on the learned Q-network (ε-greedy with ``eval_epsilon`` > 0) and does not learn during
-the evaluated episodes. Without warm-up it acts on the untrained network.
+index, a classic-control state vector; SB3 one-hot encodes ``Discrete`` / ``MultiDiscrete``
+spaces); afterwards the agent acts deterministically on the learned policy (DQN: greedy on the
+Q-network, ε-greedy with ``eval_epsilon`` > 0; SAC: the mean action) and does not learn during the
+evaluated episodes. Without warm-up it acts on the untrained network.
 """
 from __future__ import annotations
 
@@ -69,29 +71,90 @@ class DQNConfig:
         return kwargs
 
 
-def _dqn_class():
+@dataclass
+class SACConfig:
+    """SB3 ``SAC`` hyperparameters (names as in SB3; defaults as rl-baselines3-zoo's Pendulum-v1).
+
+    ``ent_coef``: "auto" (learned entropy temperature), "auto_<initial value>" or a number as text.
+    ``net_arch``: hidden layer sizes of actor and critics (``policy_kwargs["net_arch"]``).
+    """
+
+    policy: str = "MlpPolicy"
+    learning_rate: float = 1e-3
+    buffer_size: int = 100_000
+    learning_starts: int = 100
+    batch_size: int = 256
+    tau: float = 0.005
+    gamma: float = 0.99
+    train_freq: int = 1
+    gradient_steps: int = 1
+    ent_coef: str = "auto"
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    device: str = "cpu"
+    verbose: int = 0
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("buffer_size", "batch_size", "train_freq", "gradient_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        for name in ("tau", "gamma"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        self._ent_coef()
+        if any(int(n) < 1 for n in self.net_arch):
+            raise ValueError(f"net_arch sizes must be >= 1, got {self.net_arch}")
+
+    def _ent_coef(self) -> str | float:
+        if self.ent_coef.startswith("auto"):
+            return self.ent_coef
+        try:
+            return float(self.ent_coef)
+        except ValueError:
+            raise ValueError(f"ent_coef must be 'auto', 'auto_<float>' or a number, got {self.ent_coef!r}") from None
+
+    def sb3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``stable_baselines3.SAC`` (all but policy, env and seed)."""
+        keys = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+                "gradient_steps", "device", "verbose")
+        kwargs = {k: getattr(self, k) for k in keys}
+        kwargs["ent_coef"] = self._ent_coef()
+        kwargs["policy_kwargs"] = {"net_arch": [int(n) for n in self.net_arch]}
+        return kwargs
+
+
+def _sb3_class(algorithm: str):
+    """The Stable-Baselines3 class named ``algorithm`` (``"DQN"``, ``"SAC"``)."""
     try:
-        from stable_baselines3 import DQN
+        import stable_baselines3
     except ImportError as err:  # the optional extra
-        raise ImportError("DQNAgent needs stable-baselines3: pip install -e '.[baselines]'") from err
-    return DQN
+        raise ImportError(f"the {algorithm} agent needs stable-baselines3: pip install -e '.[baselines]'") from err
+    return getattr(stable_baselines3, algorithm)
 
 
-class DQNAgent(Agent):
-    """SB3 DQN trained in ``warm_up``; acts on argmax Q (``model``: the SB3 ``DQN``)."""
+class SB3Agent(Agent):
+    """An SB3 algorithm trained in ``warm_up``; acts on its deterministic policy (``model``: the SB3 model).
 
-    name = "dqn"
+    Subclasses name the ``algorithm`` and the ``action_space_type`` it needs.
+    """
 
-    def __init__(self, env: gym.Env, seed: int | None = None, config: DQNConfig | None = None):
+    algorithm: str
+    action_space_type: type[gym.Space]
+
+    def __init__(self, env: gym.Env, seed: int | None = None, config: Any = None):
         super().__init__(env, seed)
-        self.config = config if config is not None else DQNConfig()
-        if not isinstance(env.action_space, gym.spaces.Discrete):
-            raise ValueError(f"DQNAgent needs a Discrete action space, got {env.action_space}")
-        self.model = _dqn_class()(self.config.policy, env, seed=seed, **self.config.sb3_kwargs())
-        self._last_q = np.zeros(env.action_space.n)
+        self.config = config
+        if not isinstance(env.action_space, self.action_space_type):
+            raise ValueError(f"{type(self).__name__} needs a {self.action_space_type.__name__} action space, "
+                             f"got {env.action_space}")
+        self.model = _sb3_class(self.algorithm)(config.policy, env, seed=seed, **config.sb3_kwargs())
 
     def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:
-        """Train DQN for ``steps`` interactions with ``env`` (episodes reset by SB3); return the count used."""
+        """Train the SB3 model for ``steps`` interactions with ``env`` (episodes reset by SB3); return the
+        count used."""
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         if steps == 0:
@@ -102,6 +165,26 @@ class DQNAgent(Agent):
         before = self.model.num_timesteps
         self.model.learn(total_timesteps=steps, reset_num_timesteps=False, progress_bar=False)
         return int(self.model.num_timesteps - before)
+
+    def act(self, observation: Any) -> Any:
+        action, _ = self.model.predict(np.asarray(observation), deterministic=True)
+        return action
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        """SB3's ``predict`` of the trained model (its deterministic policy when ``deterministic``)."""
+        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+class DQNAgent(SB3Agent):
+    """SB3 DQN trained in ``warm_up``; acts on argmax Q."""
+
+    name = "dqn"
+    algorithm = "DQN"
+    action_space_type = gym.spaces.Discrete
+
+    def __init__(self, env: gym.Env, seed: int | None = None, config: DQNConfig | None = None):
+        super().__init__(env, seed, config if config is not None else DQNConfig())
+        self._last_q = np.zeros(env.action_space.n)
 
     def q_values(self, observation: Any) -> np.ndarray:
         """Q(observation, ·) of the online network, shape (n_actions,)."""
@@ -121,9 +204,16 @@ class DQNAgent(Agent):
         """Q-values of each action at the last decision."""
         return {"q_values": self._last_q.tolist()}
 
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
-        """SB3's ``predict`` of the trained model (greedy when ``deterministic``)."""
-        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+
+class SACAgent(SB3Agent):
+    """SB3 SAC trained in ``warm_up``; acts on the mean of its squashed Gaussian policy."""
+
+    name = "sac"
+    algorithm = "SAC"
+    action_space_type = gym.spaces.Box
+
+    def __init__(self, env: gym.Env, seed: int | None = None, config: SACConfig | None = None):
+        super().__init__(env, seed, config if config is not None else SACConfig())
 
 
-__all__ = ["DQNAgent", "DQNConfig"]
+__all__ = ["DQNAgent", "DQNConfig", "SACAgent", "SACConfig", "SB3Agent"]

@@ -5,6 +5,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from diffaif.envs.control import CONTROL_IDS, ControlTask, is_control_id, make_control_task
 from diffaif.envs.grid import ACTION_NAMES, ACTIONS, GridWorld
 from diffaif.envs.minigrid_task import MiniGridTask, ShortestPaths, is_minigrid_id, make_minigrid_task
 
@@ -44,10 +45,14 @@ def make_env(name: str, **overrides: Any) -> gym.Env:
 
     ``overrides`` replace the task's default keyword arguments. MiniGrid ids (``MiniGrid-*``,
     ``BabyAI-*``, or any id as ``minigrid:<id>``) return the ``MiniGridTask`` wrapper
-    (``make_minigrid_task``: wrapper options and env options both go in ``overrides``).
+    (``make_minigrid_task``: wrapper options and env options both go in ``overrides``). Classic-control
+    ids (``CONTROL_IDS``, or any id as ``control:<id>``) return the ``ControlTask`` wrapper
+    (``make_control_task``: ``obs_noise`` and env options in ``overrides``).
     """
     if is_minigrid_id(name):
         return make_minigrid_task(name, **overrides)
+    if is_control_id(name):
+        return make_control_task(name, **overrides)
     if name in TASKS:
         gym_id, _ = TASKS[name]
     elif name in gym.registry:
@@ -63,5 +68,5 @@ def make_env(name: str, **overrides: Any) -> gym.Env:
         raise ValueError(f"bad env option for {name!r}: {err}; default options: {sorted(spec.kwargs)}") from None
 
 
-__all__ = ["ACTIONS", "ACTION_NAMES", "GRID8X8_OBSERVABILITY", "GridWorld", "MiniGridTask", "ShortestPaths", "TASKS",
-           "is_minigrid_id", "make_env", "make_minigrid_task"]
+__all__ = ["ACTIONS", "ACTION_NAMES", "CONTROL_IDS", "ControlTask", "GRID8X8_OBSERVABILITY", "GridWorld",
+           "MiniGridTask", "ShortestPaths", "TASKS", "is_control_id", "is_minigrid_id", "make_control_task", "make_env", "make_minigrid_task"]

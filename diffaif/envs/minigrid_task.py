@@ -12,6 +12,9 @@ mirrors ``MiniGridEnv.step`` for the objects listed there). Per step it gives:
   agent's direction (MiniGrid's compass), one more entry in 0..3. Space: ``MultiDiscrete``. The
   mission string is dropped.
   ``obs_mode="state"`` gives the compact hidden state itself (full observability).
+  ``obs_floor=True`` appends, in either mode, the cell code of the tile the agent stands on (empty,
+  goal, lava, open door, ...): the sense that tells the agent it has arrived, which the view cannot
+  (the agent's own view cell shows what it carries). Preferences over outcomes live on this entry.
 - **info["state"]**: the compact hidden state, an int64 vector with the fields ``STATE_FIELDS``
   (``state_space`` holds the bound of each): agent x, y, direction; carried object type and colour
   (0 = nothing); the first door's x, y and state (0 none, 1 open, 2 closed, 3 locked); the first key
@@ -86,7 +89,8 @@ CARRIED_TYPES: tuple[str, ...] = ("none", "key", "ball", "box")
 DOOR_STATES: tuple[str, ...] = ("none", "open", "closed", "locked")  # MiniGrid's door state + 1
 
 OBS_MODES = ("view", "state")
-TASK_OPTIONS = ("actions", "obs_mode", "obs_direction", "obs_index", "seeds", "compute_distance", "max_search_states")
+TASK_OPTIONS = ("actions", "obs_mode", "obs_direction", "obs_floor", "obs_index", "seeds", "compute_distance",
+                "max_search_states")
 
 _T = {name: idx for name, idx in OBJECT_TO_IDX.items()}
 _EMPTY = (_T["empty"], 0, 0)
@@ -133,6 +137,15 @@ def encode_view(image: np.ndarray) -> np.ndarray:
     """MiniGrid's egocentric ``image`` (V, V, 3) indexed [x, y] -> compact cell codes (V*V,), row-major [y, x]."""
     codes = _CELL_LUT[image[..., 0], np.minimum(image[..., 2], 2)]
     return codes.T.reshape(-1).astype(np.int64)
+
+
+def floor_code(world: MiniGridEnv) -> int:
+    """The cell code (``CELL_NAMES``) of the tile under the agent; "empty" where there is no object."""
+    cell = world.grid.get(*world.agent_pos)
+    if cell is None:
+        return CELL_NAMES.index("empty")
+    type_idx, _, state = cell.encode()
+    return int(_CELL_LUT[type_idx, min(state, 2)])
 
 
 def state_space(width: int, height: int) -> spaces.MultiDiscrete:
@@ -301,13 +314,13 @@ class MiniGridTask(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A MiniGrid env as a diffaif task (see the module docstring for spaces and info keys)."""
 
     def __init__(self, env: gym.Env, actions: Sequence[int | str] | None = None, obs_mode: str = "view",
-                 obs_direction: bool = False, obs_index: int = 0, compute_distance: bool = True,
+                 obs_direction: bool = False, obs_floor: bool = False, obs_index: int = 0, compute_distance: bool = True,
                  max_search_states: int = 2_000_000, seeds: Sequence[int] | None = None,
                  env_id: str | None = None):
         env_id = env_id or (env.spec.id if env.spec is not None else "")
         gym.utils.RecordConstructorArgs.__init__(
             self, actions=None if actions is None else list(actions), obs_mode=obs_mode, obs_direction=obs_direction,
-            obs_index=obs_index, compute_distance=compute_distance, max_search_states=max_search_states,
+            obs_floor=obs_floor, obs_index=obs_index, compute_distance=compute_distance, max_search_states=max_search_states,
             seeds=None if seeds is None else list(seeds), env_id=env_id)
         self.reseeded = seeds is not None
         if seeds is not None:
@@ -331,14 +344,15 @@ class MiniGridTask(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.action_names = [ACTION_NAMES[a] for a in self.actions]
         self.action_space = spaces.Discrete(len(self.actions))
         self.obs_mode, self.obs_direction, self.obs_index = obs_mode, bool(obs_direction), int(obs_index)
+        self.obs_floor = bool(obs_floor)
         self.compute_distance, self.max_search_states = bool(compute_distance), int(max_search_states)
         self.view_size = int(world.agent_view_size)
         self.state_space = state_space(world.width, world.height)
         if obs_mode == "state":
-            vector = self.state_space
+            nvec = list(self.state_space.nvec)
         else:
             nvec = [N_CELL_CODES] * self.view_size**2 + ([4] if self.obs_direction else [])
-            vector = spaces.MultiDiscrete(np.array(nvec, dtype=np.int64))
+        vector = spaces.MultiDiscrete(np.array(nvec + ([N_CELL_CODES] if self.obs_floor else []), dtype=np.int64))
         self.vector_space = vector  # the observation before ``obs_index``
         self.observation_space = spaces.Discrete(self.obs_index) if self.obs_index else vector
         self._index: dict[tuple, int] = {}
@@ -347,11 +361,14 @@ class MiniGridTask(gym.Wrapper, gym.utils.RecordConstructorArgs):
     # -- encodings
     def _vector_obs(self, raw_obs: dict, state: np.ndarray) -> np.ndarray:
         if self.obs_mode == "state":
-            return state.copy()
-        view = encode_view(raw_obs["image"])
-        if self.obs_direction:
-            view = np.append(view, int(raw_obs["direction"]))
-        return view
+            vector = state.copy()
+        else:
+            vector = encode_view(raw_obs["image"])
+            if self.obs_direction:
+                vector = np.append(vector, int(raw_obs["direction"]))
+        if self.obs_floor:
+            vector = np.append(vector, floor_code(self.env.unwrapped))
+        return vector
 
     def _observation(self, raw_obs: dict, state: np.ndarray) -> Any:
         vector = self._vector_obs(raw_obs, state)

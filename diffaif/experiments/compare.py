@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffaif.agents import make_agent
+from diffaif.agents import AGENTS, make_agent
 from diffaif.config import save_config
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
@@ -31,6 +31,9 @@ class CompareConfig:
     # Interactions each agent may spend before the evaluated episodes (data collection, pre-training).
     warmup_steps: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Per-agent env options over env_kwargs: what the agent perceives (e.g. MiniGrid's obs_mode), never
+    # the layout or the seeds, which stay the same for every agent.
+    agent_env: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Per-agent config overrides, e.g. agent.qlearning.learning_rate=0.5
     agent: dict[str, Any] = field(default_factory=dict)
     out: str = "runs/compare"
@@ -65,7 +68,7 @@ def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: 
         next_obs, reward, terminated, truncated, info = env.step(action)
         agent.observe(action, reward, next_obs, terminated, truncated, info)
         if step_log is not None:
-            step_log.append({**(tag or {}), "t": steps, "obs": _plain(obs), "action": int(action),
+            step_log.append({**(tag or {}), "t": steps, "obs": _plain(obs), "action": _plain(action),
                              "reward": float(reward), "state": _plain(info.get("state")),
                              "distance": info.get("distance"), **log})
         obs = next_obs
@@ -84,9 +87,13 @@ def run_comparison(config: CompareConfig) -> dict:
     """Evaluate every agent in ``config.agents``; write the run directory and return the summary."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    unknown = sorted(set(config.agent_env) - set(AGENTS))
+    if unknown:
+        raise ValueError(f"agent_env names unknown agents {unknown}; valid choices: {sorted(AGENTS)}")
     probe_env = make_env(config.env, **config.env_kwargs)
     for name in config.agents:  # fail fast on a bad name or config before any long run
-        make_agent(name, probe_env, seed=0, overrides=config.agent.get(name))
+        make_agent(name, make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})}), seed=0,
+                   overrides=config.agent.get(name))
     task = probe_env.unwrapped
     if getattr(task, "observability", None) is not None and (task.observability < 1).any():
         plot_observability(task.observability, out / "observability.png",
@@ -98,7 +105,7 @@ def run_comparison(config: CompareConfig) -> dict:
     bar = tqdm(total=total, desc=f"compare {config.env}", disable=not config.progress)
     for s in range(config.seeds):
         for name in config.agents:
-            env = make_env(config.env, **config.env_kwargs)
+            env = make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})})
             agent = make_agent(name, env, seed=config.seed + s, overrides=config.agent.get(name))
             used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, s, 1))
             for e in range(config.episodes):
@@ -113,7 +120,7 @@ def run_comparison(config: CompareConfig) -> dict:
     bar.close()
     summary = summarise(config, records, env_steps, step_log)
     write_outputs(out, config, summary, records, step_log)
-    action_names = getattr(task, "action_names", [str(a) for a in range(probe_env.action_space.n)])
+    action_names = getattr(task, "action_names", [str(a) for a in range(getattr(probe_env.action_space, "n", 0))])
     for name in config.agents:
         plot_policy_traces(step_log, action_names, out, agent=name)
     return summary
@@ -125,8 +132,10 @@ def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: di
     agents = {}
     for n in config.agents:
         success = np.array([r.success for r in records if r.agent == n])
+        returns = np.array([r.ret for r in records if r.agent == n])
         agents[n] = {**summarise_steps(steps[n], success), "env_steps": float(np.mean(env_steps[n])),
-                     "seeds": config.seeds}
+                     "seeds": config.seeds, "return_mean": float(returns.mean()),
+                     "return_std": float(returns.std(ddof=1)) if returns.size > 1 else 0.0}
         decision_ms = [row["decision_ms"] for row in step_log if row["agent"] == n and "decision_ms" in row]
         if decision_ms:
             agents[n]["decision_ms_median"] = float(np.median(decision_ms))

@@ -235,6 +235,78 @@ def expected_free_energy(q_o: torch.Tensor, q_s: torch.Tensor, log_preference: t
     }
 
 
+# ---- EFE of factored categorical outcomes from joint samples -------------------------------------
+def row_codes(x: torch.Tensor) -> torch.Tensor:
+    """An integer id per distinct row of ``x``: equal rows get equal ids, different rows different ids.
+
+    x: (..., F) integer vectors (a MiniGrid state or view) → (...) long in ``[0, number of distinct rows)``.
+    """
+    _, inverse = torch.unique(rearrange(x, "... f -> (...) f"), dim=0, return_inverse=True)
+    return inverse.reshape(x.shape[:-1])
+
+
+def sample_entropy(codes: torch.Tensor) -> torch.Tensor:
+    """Plug-in entropy of the empirical distribution of n samples: ``Ĥ = −Σ_k (c_k/n) log(c_k/n)``.
+
+    codes: (..., n) long ids (``row_codes``) → (...). Biased low by ≈ (K−1)/(2n) for K outcomes;
+    it is 0 when all samples agree and log n when all differ.
+    """
+    ordered = codes.sort(dim=-1).values
+    n = codes.shape[-1]
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    runs = starts.long().cumsum(-1) - 1                              # run index of each sorted sample
+    counts = torch.zeros_like(ordered, dtype=torch.float64).scatter_add_(-1, runs, torch.ones_like(runs, dtype=torch.float64))
+    p = counts / n
+    return -torch.special.xlogy(p, p).sum(-1).to(torch.get_default_dtype())
+
+
+def joint_codes(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Ids of the pairs ``(a_i, b_i)``: a, b (...) long → (...) long."""
+    return row_codes(torch.stack([a, b], dim=-1))
+
+
+def sampled_expected_free_energy(state_codes: torch.Tensor, obs_codes: torch.Tensor,
+                                 log_preference: torch.Tensor) -> dict[str, torch.Tensor]:
+    """EFE terms from n joint samples ``(s_τ, o_τ) ~ q(s_τ, o_τ|π)`` with plug-in entropies.
+
+    With Ĥ the plug-in entropy of the samples (``sample_entropy``):
+      extrinsic = Σ_τ (1/n) Σ_i log p̃(o_τ^i)                    (preference of each sampled outcome)
+      info_gain = Σ_τ Î[s_τ; o_τ] = Σ_τ (Ĥ[s_τ] + Ĥ[o_τ] − Ĥ[s_τ, o_τ])   (≥ 0)
+      ambiguity = Σ_τ (Ĥ[s_τ, o_τ] − Ĥ[s_τ])                    (E_q(s) H[p(o|s)])
+      risk      = −extrinsic − Σ_τ Ĥ[o_τ]                         (KL[q(o) ‖ p̃] of the samples)
+      G = risk + ambiguity = −extrinsic − info_gain.
+    state_codes, obs_codes: (..., H, n) long ids of whole state / observation vectors;
+    log_preference: (..., H, n) log p̃ of each sampled observation → dict of (...) tensors.
+    """
+    if not state_codes.shape == obs_codes.shape == log_preference.shape:
+        raise ValueError(f"state_codes, obs_codes and log_preference must share a shape (..., H, n); got "
+                         f"{tuple(state_codes.shape)}, {tuple(obs_codes.shape)}, {tuple(log_preference.shape)}")
+    h_s, h_o = sample_entropy(state_codes), sample_entropy(obs_codes)
+    h_so = sample_entropy(joint_codes(state_codes, obs_codes))
+    extrinsic = log_preference.mean(-1).sum(-1)
+    ambiguity_term = (h_so - h_s).sum(-1)
+    risk_term = -extrinsic - h_o.sum(-1)
+    return {"G": risk_term + ambiguity_term, "risk": risk_term, "ambiguity": ambiguity_term,
+            "extrinsic": extrinsic, "info_gain": (h_s + h_o - h_so).sum(-1)}
+
+
+def factored_surprise(samples: torch.Tensor, outcome: torch.Tensor, sizes: tuple[int, ...],
+                      pseudo_count: float = 0.1) -> torch.Tensor:
+    """Surprise of an observed vector under the mean-field of n predicted samples:
+    ``−Σ_f log q_f(o_f)``, ``q_f(k) = (c_fk + α) / (n + α K_f)`` with ``c_fk`` how many samples have
+    factor f equal to k (a joint histogram of n samples would call every unseen vector impossible).
+
+    samples: (n, F) long; outcome: (F,) long; sizes: (K_1 .. K_F) → ().
+    """
+    if samples.shape[-1] != len(sizes) or outcome.shape != (len(sizes),):
+        raise ValueError(f"samples (n, F) and outcome (F,) need F = {len(sizes)}; got {tuple(samples.shape)}, "
+                         f"{tuple(outcome.shape)}")
+    counts = (samples == outcome).sum(0).double()
+    q = (counts + pseudo_count) / (samples.shape[0] + pseudo_count * torch.tensor(sizes, dtype=torch.float64))
+    return -torch.log(q).sum().to(torch.get_default_dtype())
+
+
 # ---- from G to actions -------------------------------------------------------------------------
 def policy_posterior(G: torch.Tensor, gamma: float) -> torch.Tensor:
     """``P(π) = softmax(−γ G(π))`` over the last dim; lower G gets higher probability.
@@ -281,3 +353,84 @@ def parameter_information_gain(member_samples: torch.Tensor, n_categories: int,
     pooled = rearrange(member_samples[..., : n_samples // n_members], "m ... n -> ... (m n)")
     mixture_entropy = categorical_entropy(histogram(pooled, n_categories, pseudo_count))
     return mixture_entropy - member_entropy
+
+
+# ---- EFE of continuous outcomes from samples (classic control) ------------------------------------
+ENTROPY_ESTIMATORS: tuple[str, ...] = ("gaussian", "knn")
+
+
+def continuous_entropy(x: torch.Tensor, estimator: str = "gaussian", k: int = 4) -> torch.Tensor:
+    """Differential entropy of samples by ``estimator``: "gaussian" (``gaussian_entropy``, cheap, exact
+    for Gaussian samples) or "knn" (``knn_entropy`` with pre-whitening, k neighbours).
+
+    x: (..., n, d) → (...).
+    """
+    if estimator == "gaussian":
+        return gaussian_entropy(x)
+    if estimator == "knn":
+        return knn_entropy(x, k=k, whiten=True)
+    raise ValueError(f"unknown entropy estimator {estimator!r}; valid estimators: {ENTROPY_ESTIMATORS}")
+
+
+def gaussian_log_preference(obs: torch.Tensor, target: torch.Tensor, precision: torch.Tensor,
+                            one_sided: torch.Tensor) -> torch.Tensor:
+    """Log preference density ``log p̃(o) = Σ_{j: λ_j > 0} (½ log(λ_j / 2π) − ½ λ_j δ_j²)``.
+
+    ``δ_j = o_j − μ_j``, or ``min(o_j − μ_j, 0)`` where ``one_sided[j]`` (every ``o_j ≥ μ_j`` is equally
+    preferred: a flat top, so the density is unnormalised by a constant that does not rank policies).
+    Dimensions with precision ``λ_j = 0`` carry no preference.
+    obs: (..., d); target, precision: (d,) float; one_sided: (d,) bool → (...).
+    """
+    if torch.any(precision < 0):
+        raise ValueError(f"precision must be >= 0, got {precision.tolist()}")
+    delta = obs - target
+    delta = torch.where(one_sided, delta.clamp(max=0.0), delta)
+    constrained = precision > 0
+    log_norm = 0.5 * torch.log(torch.where(constrained, precision, 2 * math.pi) / (2 * math.pi))
+    return (log_norm - 0.5 * precision * delta**2).sum(-1)
+
+
+def ensemble_information_gain(member_samples: torch.Tensor, estimator: str = "gaussian", k: int = 4) -> torch.Tensor:
+    """Parameter information gain (novelty) of an ensemble's predictions, continuous outcomes:
+    ``H[(1/M) Σ_m q_m] − (1/M) Σ_m H[q_m]``.
+
+    With ``s = n // M``, member m contributes its samples ``m s .. (m + 1) s − 1`` to the mixture, and
+    every member's own entropy uses its first ``M s``: all estimates see the same number of samples,
+    so estimator biases cancel, and members that draw identical samples (the same noise through the
+    same weights) give exactly 0 (distinct slices: no duplicated samples, which would break k-NN).
+    member_samples: (M, ..., n, d), n ≥ M → (...).
+    """
+    n_members, n_samples = member_samples.shape[0], member_samples.shape[-2]
+    if member_samples.ndim < 3 or n_members < 2:
+        raise ValueError(f"member_samples must have shape (M >= 2, ..., n, d), got {tuple(member_samples.shape)}")
+    share = n_samples // n_members
+    if share < 1:
+        raise ValueError(f"need at least one sample per member in the pool: n={n_samples} < M={n_members}")
+    member_entropy = continuous_entropy(member_samples[..., : n_members * share, :], estimator, k).mean(0)
+    pooled = torch.cat([member_samples[m, ..., m * share:(m + 1) * share, :] for m in range(n_members)], dim=-2)
+    return continuous_entropy(pooled, estimator, k) - member_entropy
+
+
+def continuous_expected_free_energy(states: torch.Tensor, obs: torch.Tensor, log_preference: torch.Tensor,
+                                    estimator: str = "gaussian", k: int = 4) -> dict[str, torch.Tensor]:
+    """EFE terms from n joint samples ``(s_τ, o_τ) ~ q(s_τ, o_τ|π)`` of continuous vectors:
+
+      extrinsic = Σ_τ (1/n) Σ_i log p̃(o_τ^i)
+      info_gain = Σ_τ I[s_τ; o_τ] = Σ_τ (H[s_τ] + H[o_τ] − H[s_τ, o_τ])
+      ambiguity = Σ_τ (H[s_τ, o_τ] − H[s_τ])                      (E_q(s) H[p(o|s)])
+      risk      = −extrinsic − Σ_τ H[o_τ]                           (KL[q(o) ‖ p̃], up to p̃'s constant)
+      G = risk + ambiguity = −extrinsic − info_gain,
+    entropies by ``continuous_entropy``. states: (..., H, n, d_s); obs: (..., H, n, d_o);
+    log_preference: (..., H, n) → dict of (...) tensors.
+    """
+    if states.shape[:-1] != obs.shape[:-1] or obs.shape[:-1] != log_preference.shape:
+        raise ValueError(f"states (..., H, n, d_s), obs (..., H, n, d_o) and log_preference (..., H, n) must "
+                         f"agree; got {tuple(states.shape)}, {tuple(obs.shape)}, {tuple(log_preference.shape)}")
+    h_s = continuous_entropy(states, estimator, k)
+    h_o = continuous_entropy(obs, estimator, k)
+    h_so = continuous_entropy(torch.cat([states, obs], dim=-1), estimator, k)
+    extrinsic = log_preference.mean(-1).sum(-1)
+    ambiguity_term = (h_so - h_s).sum(-1)
+    risk_term = -extrinsic - h_o.sum(-1)
+    return {"G": risk_term + ambiguity_term, "risk": risk_term, "ambiguity": ambiguity_term,
+            "extrinsic": extrinsic, "info_gain": (h_s + h_o - h_so).sum(-1)}

@@ -5,18 +5,27 @@ observations and actions, the policy's actions), inpaint ``n_samples`` joint rol
 candidates in one batch, decode the future hidden states and observations, estimate ``q(s_τ|π)`` and
 ``q(o_τ|π)``, and score ``G(π) = risk + ambiguity`` (``diffaif.planning.efe``); the agent then acts on
 ``P(π) = softmax(−γ G)``. G is minimised everywhere.
+
+``InpaintingPlanner`` holds what every planner shares (windows, the batched sampling call, proposals,
+the choice of the action); ``EFEPlanner`` scores single categorical states and observations (grid
+worlds) with histograms and the cached likelihood, ``FactoredEFEPlanner`` vectors of categories
+(MiniGrid) with plug-in entropies of joint samples.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
+from einops import rearrange
 
 from diffaif.model.world_model import WorldModel, known_window
-from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, histogram,
-                                  policy_posterior, surprise)
+from diffaif.planning.continuous import ContinuousConfig
+from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
+                                  histogram, policy_posterior, row_codes, sampled_expected_free_energy, surprise)
 from diffaif.planning.policies import PolicyConfig, propose_policies
+from diffaif.planning.preferences import VectorPreference
 
 OBS_ESTIMATORS = ("histogram", "rao_blackwell")
 SELECTIONS = ("argmax", "sample")
@@ -32,6 +41,7 @@ class PlannerConfig:
     gamma: float = 16.0              # policy precision in P(π) ∝ exp(−γ G)
     preference: str = "shaped"       # "sparse" (goal only) or "shaped" (distance to goal)
     preference_precision: float = 1.0
+    distance_precision: float = 1.0  # MiniGrid "shaped": log-preference lost per grid cell from the goal
     pseudo_count: float = 0.1        # Dirichlet pseudo-count of the outcome histograms
     # q(o_τ|π): histogram of sampled observations, or Σ_s q(s_τ|π) p̂(o|s) with p̂ the model's own
     # observation likelihood (Rao-Blackwellised: lower variance, consistent with q(s_τ|π)).
@@ -42,6 +52,7 @@ class PlannerConfig:
     # Run the net on context + 1 + horizon tokens instead of the model's full window: fewer tokens,
     # faster; right for models trained with ``train.crop_prob`` > 0, which have seen short windows.
     crop_window: bool = True
+    continuous: ContinuousConfig = field(default_factory=ContinuousConfig)  # control tasks (planning/continuous.py)
 
     def __post_init__(self):
         if self.obs_estimator not in OBS_ESTIMATORS:
@@ -60,76 +71,160 @@ class Plan:
     action_probs: torch.Tensor          # (A,)
     policies: torch.Tensor              # (K, H)
     terms: dict[str, torch.Tensor]      # each (K,): G, risk, ambiguity, extrinsic, info_gain
-    belief: torch.Tensor                # (S,) the model's belief about the present hidden state
-    q_o: torch.Tensor                   # (K, H, O) predicted observations per policy
 
     def per_action(self) -> dict[str, list[float]]:
         """Each EFE term of the lowest-G policy starting with each action (NaN where no policy does)."""
-        n_actions = self.action_probs.shape[0]
-        best = best_per_action(self.terms["G"], self.policies[:, 0], n_actions)
+        best = best_per_action(self.terms["G"], self.policies[:, 0], self.action_probs.shape[0])
         return {name: [float(values[b]) if b >= 0 else float("nan") for b in best.tolist()]
                 for name, values in self.terms.items()}
 
+    def best_policy(self, action: int) -> int:
+        """Row of the lowest-G policy starting with ``action``."""
+        return int(best_per_action(self.terms["G"], self.policies[:, 0], self.action_probs.shape[0])[action])
+
+    def log(self) -> dict:
+        """The decision for the step log: P(a), per action the EFE terms of its best policy (Fig. 3 and 4
+        of the method paper), and the candidates with their G, risk and ambiguity."""
+        per_action = self.per_action()
+        return {"action_probs": self.action_probs.tolist(), "efe_per_action": per_action["G"],
+                **{f"{name}_per_action": values for name, values in per_action.items() if name != "G"},
+                "policies": self.policies.tolist(),
+                **{f"{name}_per_policy": self.terms[name].tolist() for name in ("G", "risk", "ambiguity")}}
+
+
+@dataclass
+class CategoricalPlan(Plan):
+    belief: torch.Tensor = None         # (S,) the model's belief about the present hidden state
+    q_o: torch.Tensor = None            # (K, H, O) predicted observations per policy
+
     def next_observation(self, action: int) -> torch.Tensor:
         """q(o_{t+1}) under the lowest-G policy starting with ``action``: (O,)."""
-        best = int(best_per_action(self.terms["G"], self.policies[:, 0], self.action_probs.shape[0])[action])
-        return self.q_o[best, 0]
+        return self.q_o[self.best_policy(action), 0]
 
     def surprise(self, action: int, observation) -> float:
         """``−log q(o_{t+1} = observation)`` under the lowest-G policy starting with ``action`` (nats)."""
         return float(surprise(self.next_observation(action), int(observation)))
 
     def log(self) -> dict:
-        """The decision for the step log: P(a), per action the EFE terms of its best policy (Fig. 3 and 4
-        of the method paper), the candidates with their G, risk and ambiguity, and the belief."""
-        per_action = self.per_action()
-        return {"action_probs": self.action_probs.tolist(), "efe_per_action": per_action["G"],
-                **{f"{name}_per_action": values for name, values in per_action.items() if name != "G"},
-                "policies": self.policies.tolist(),
-                **{f"{name}_per_policy": self.terms[name].tolist() for name in ("G", "risk", "ambiguity")},
-                "belief_entropy": float(categorical_entropy(self.belief)), "belief_map": int(self.belief.argmax())}
+        return {**super().log(), "belief_entropy": float(categorical_entropy(self.belief)),
+                "belief_map": int(self.belief.argmax())}
 
 
-class EFEPlanner:
-    """Scores candidate policies by Monte Carlo EFE from a world model over categorical s, o, a."""
+@dataclass
+class FactoredPlan(Plan):
+    next_obs: torch.Tensor = None       # (K, n, F) sampled o_{t+1} per policy
+    obs_sizes: tuple[int, ...] = ()
+    pseudo_count: float = 0.1
 
-    def __init__(self, model: WorldModel, log_preference: torch.Tensor, config: PlannerConfig, seed: int = 0):
-        enc = model.encoding
-        for part in ("state", "obs", "action"):
-            if enc.parts[part].kind != "categorical":
-                raise ValueError(f"EFEPlanner needs categorical parts; {part!r} is {enc.parts[part].kind}")
+    def surprise(self, action: int, observation) -> float:
+        """Mean-field surprise of the observed vector under the best policy starting with ``action``."""
+        return float(factored_surprise(self.next_obs[self.best_policy(action)],
+                                       torch.as_tensor(observation, dtype=torch.long), self.obs_sizes,
+                                       self.pseudo_count))
+
+
+class InpaintingPlanner:
+    """What every world-model planner shares: windows of the history and candidate policies, one
+    batched ``inpaint`` call per scoring, model-sampled proposals and the choice of the action.
+
+    Subclasses define ``evaluate`` (EFE terms of K policies from their rollouts), ``_write_goal``
+    (the preferred outcome written into a window, for goal-conditioned proposals) and ``_plan``.
+    """
+
+    def __init__(self, model: WorldModel, config: PlannerConfig, seed: int = 0):
         horizon = config.policies.horizon
         if config.context + horizon + 1 > model.length:
             raise ValueError(f"context ({config.context}) + horizon ({horizon}) + 1 exceeds the model's "
                              f"window length {model.length}")
+        if model.encoding.parts["action"].kind != "categorical":
+            raise ValueError("this planner needs categorical actions")
         self.model = model
         self.config = config
         self.window = config.context + 1 + horizon if config.crop_window else model.length
-        self.n_states = enc.parts["state"].size
-        self.n_obs = enc.parts["obs"].size
-        self.n_actions = enc.parts["action"].size
-        if log_preference.shape != (self.n_obs,):
-            raise ValueError(f"log_preference must have shape ({self.n_obs},), got {tuple(log_preference.shape)}")
-        self.log_preference = log_preference.float()
+        self.n_actions = model.encoding.parts["action"].size
         self.generator = torch.Generator().manual_seed(seed)
-        self._likelihood: torch.Tensor | None = None
-
-    def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
-        """Categorical indices of ``part``: (..., T, D) → (..., T) long (argmax of the ±1 one-hot)."""
-        return samples[..., self.model.encoding.slice(part)].argmax(-1)
 
     def _sample(self, known: torch.Tensor, mask: torch.Tensor, n_samples: int) -> torch.Tensor:
         # the net runs on the model's device; the EFE arithmetic on these small tensors stays on the CPU
         return self.model.inpaint(known, mask, n_samples, self.config.denoising_steps, self.config.mode,
                                   generator=self.generator, shared_noise=self.config.common_random_numbers).cpu()
 
-    def _window(self, observations: Sequence[int], actions: Sequence[int], policies: torch.Tensor):
+    def _window(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor):
         """``known_window`` for K policies (K, h) after the last ``context + 1`` observations and the actions between them."""
-        obs = list(observations)[-(self.config.context + 1):]
+        obs = np.asarray(list(observations)[-(self.config.context + 1):])
         past = list(actions)[len(actions) - (len(obs) - 1):] if len(obs) > 1 else []
         K = policies.shape[0]
-        return known_window(self.model.encoding, self.window, self.config.context, torch.tensor([obs] * K),
+        return known_window(self.model.encoding, self.window, self.config.context, np.stack([obs] * K),
                             torch.tensor([past] * K, dtype=torch.long).reshape(K, -1), policies)
+
+    def evaluate(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor) -> dict:
+        raise NotImplementedError
+
+    def _write_goal(self, known: torch.Tensor, mask: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _plan(self, action: int, probs: torch.Tensor, policies: torch.Tensor, terms: dict,
+              scored: dict, rows: torch.Tensor) -> Plan:
+        raise NotImplementedError
+
+    def model_policies(self, observations: Sequence, actions: Sequence[int], n: int) -> torch.Tensor:
+        """Action sequences sampled from the world model itself: inpaint the window with the history
+        known and the actions free; with ``policies.model_goal`` the preferred outcome is also
+        written into the last step, so the samples are sequences the model thinks lead there.
+        → (n, H) long.
+        """
+        c, horizon = self.config.context, self.config.policies.horizon
+        known, mask = self._window(observations, actions, torch.zeros((1, 0), dtype=torch.long))
+        if self.config.policies.model_goal:
+            self._write_goal(known, mask)
+        samples = self._sample(known, mask, n)[0]                          # (n, T, D)
+        return torch.as_tensor(self.model.encoding.decode_part(samples[:, c:c + horizon].numpy(), "action"))
+
+    def plan(self, observations: Sequence, actions: Sequence[int]) -> Plan:
+        """Propose candidates, score them, and choose the next action from ``P(a) = Σ_{π: π_1=a} P(π)``."""
+        last: dict = {}
+
+        def score(policies: torch.Tensor) -> torch.Tensor:
+            last.update(self.evaluate(observations, actions, policies), policies=policies)
+            return last["G"]
+
+        def sample(n: int) -> torch.Tensor:
+            return self.model_policies(observations, actions, n)
+
+        policies = propose_policies(self.config.policies, self.n_actions, self.generator, score, sample).policies
+        rows = rows_in(policies, last["policies"], self.n_actions) if last else None
+        if rows is None:  # the proposer did not score its final candidates
+            score(policies)
+            rows = torch.arange(len(policies))
+        terms = {name: last[name][rows] for name in ("G", "risk", "ambiguity", "extrinsic", "info_gain")}
+        probs = action_marginal(policy_posterior(terms["G"], self.config.gamma), policies[:, 0], self.n_actions)
+        if self.config.selection == "argmax":
+            action = int(torch.argmax(probs))
+        else:
+            action = int(torch.multinomial(probs, 1, generator=self.generator))
+        return self._plan(action, probs, policies, terms, last, rows)
+
+
+class EFEPlanner(InpaintingPlanner):
+    """Scores candidate policies by Monte Carlo EFE from a world model over categorical s, o, a."""
+
+    def __init__(self, model: WorldModel, log_preference: torch.Tensor, config: PlannerConfig, seed: int = 0):
+        enc = model.encoding
+        for part in ("state", "obs", "action"):
+            if enc.parts[part].kind != "categorical" or enc.parts[part].factors is not None:
+                raise ValueError(f"EFEPlanner needs a (single) categorical {part!r}; use FactoredEFEPlanner "
+                                 f"for vectors of categories")
+        super().__init__(model, config, seed)
+        self.n_states = enc.parts["state"].size
+        self.n_obs = enc.parts["obs"].size
+        if log_preference.shape != (self.n_obs,):
+            raise ValueError(f"log_preference must have shape ({self.n_obs},), got {tuple(log_preference.shape)}")
+        self.log_preference = log_preference.float()
+        self._likelihood: torch.Tensor | None = None
+
+    def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
+        """Categorical indices of ``part``: (..., T, D) → (..., T) long (argmax of the ±1 one-hot)."""
+        return samples[..., self.model.encoding.slice(part)].argmax(-1)
 
     def likelihood(self) -> torch.Tensor:
         """The model's observation likelihood ``p̂(o|s)`` (S, O), cached: inpaint o given s for every s.
@@ -176,46 +271,72 @@ class EFEPlanner:
         terms["q_o"] = q_o
         return terms
 
-    def model_policies(self, observations: Sequence[int], actions: Sequence[int], n: int) -> torch.Tensor:
-        """Action sequences sampled from the world model itself: inpaint the window with the history
-        known and the actions free; with ``policies.model_goal`` the preferred observation is also
-        written into the last step, so the samples are sequences the model thinks lead there.
-        → (n, H) long.
+    def _write_goal(self, known: torch.Tensor, mask: torch.Tensor) -> None:
+        goal = torch.full((self.n_obs,), -1.0)
+        goal[int(self.log_preference.argmax())] = 1.0
+        obs_slice = self.model.encoding.slice("obs")
+        known[0, -1, obs_slice] = goal
+        mask[0, -1, obs_slice] = True
+
+    def _plan(self, action, probs, policies, terms, scored, rows) -> CategoricalPlan:
+        return CategoricalPlan(action, probs, policies, terms, belief=scored["belief"], q_o=scored["q_o"][rows])
+
+
+class FactoredEFEPlanner(InpaintingPlanner):
+    """EFE planning over vectors of categories (MiniGrid's compact state and view), from joint samples.
+
+    States and observations are compared as whole vectors (``row_codes``); the EFE terms are the
+    plug-in estimates of ``sampled_expected_free_energy``, with ``preference(o)`` the log-preference
+    of each sampled observation vector (``VectorPreference``: a density over one factor, e.g. the
+    tile under the agent, optionally shaped).
+    """
+
+    def __init__(self, model: WorldModel, preference: VectorPreference, config: PlannerConfig, seed: int = 0):
+        enc = model.encoding
+        for part in ("state", "obs"):
+            if enc.parts[part].kind != "categorical":
+                raise ValueError(f"FactoredEFEPlanner needs a categorical {part!r}, got {enc.parts[part].kind}")
+        super().__init__(model, config, seed)
+        self.obs_sizes = enc.parts["obs"].blocks
+        if not 0 <= preference.factor < len(self.obs_sizes):
+            raise ValueError(f"the preference factor must index one of the {len(self.obs_sizes)} observation "
+                             f"factors, got {preference.factor}")
+        if preference.log_p.shape != (self.obs_sizes[preference.factor],):
+            raise ValueError(f"the preference needs {self.obs_sizes[preference.factor]} log-probabilities, "
+                             f"got shape {tuple(preference.log_p.shape)}")
+        self.preference = preference
+
+    def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
+        """(..., D) tokens → (..., F) long category vectors (F = 1 for a single categorical part)."""
+        values = torch.as_tensor(self.model.encoding.decode_part(samples.numpy(), part))
+        return values if self.model.encoding.parts[part].factors is not None else values[..., None]
+
+    def evaluate(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor) -> dict:
+        """EFE terms of ``policies`` (K, H) from ``n_samples`` joint rollouts each.
+
+        → dict of (K,) tensors (G, risk, ambiguity, extrinsic, info_gain) and ``next_obs`` (K, n, F).
         """
-        c, horizon = self.config.context, self.config.policies.horizon
-        known, mask = self._window(observations, actions, torch.zeros((1, 0), dtype=torch.long))
-        if self.config.policies.model_goal:
-            goal = torch.full((self.n_obs,), -1.0)
-            goal[int(self.log_preference.argmax())] = 1.0
-            obs_slice = self.model.encoding.slice("obs")
-            known[0, -1, obs_slice] = goal
-            mask[0, -1, obs_slice] = True
-        samples = self._sample(known, mask, n)[0]                          # (n, T, D)
-        return self._decode(samples[:, c:c + horizon], "action")
+        c, horizon = self.config.context, policies.shape[1]
+        known, mask = self._window(observations, actions, policies)
+        samples = self._sample(known, mask, self.config.n_samples)       # (K, n, T, D)
+        future = rearrange(samples[:, :, c + 1:c + 1 + horizon], "k n h d -> k h n d")
+        states, obs = self._decode(future, "state"), self._decode(future, "obs")   # (K, H, n, F)
+        terms = sampled_expected_free_energy(row_codes(states), row_codes(obs), self.preference(obs))
+        terms["next_obs"] = obs[:, 0]
+        return terms
 
-    def plan(self, observations: Sequence[int], actions: Sequence[int]) -> Plan:
-        """Propose candidates, score them, and choose the next action from ``P(a) = Σ_{π: π_1=a} P(π)``."""
-        last: dict = {}
+    def _write_goal(self, known: torch.Tensor, mask: torch.Tensor) -> None:
+        factor = self.preference.factor
+        start = self.model.encoding.slice("obs").start + sum(self.obs_sizes[:factor])
+        block = slice(start, start + self.obs_sizes[factor])
+        goal = torch.full((self.obs_sizes[factor],), -1.0)
+        goal[self.preference.goal] = 1.0
+        known[0, -1, block] = goal
+        mask[0, -1, block] = True
 
-        def score(policies: torch.Tensor) -> torch.Tensor:
-            last.update(self.evaluate(observations, actions, policies), policies=policies)
-            return last["G"]
-
-        def sample(n: int) -> torch.Tensor:
-            return self.model_policies(observations, actions, n)
-
-        policies = propose_policies(self.config.policies, self.n_actions, self.generator, score, sample).policies
-        rows = rows_in(policies, last["policies"], self.n_actions) if last else None
-        if rows is None:  # the proposer did not score its final candidates
-            score(policies)
-            rows = torch.arange(len(policies))
-        terms = {name: last[name][rows] for name in ("G", "risk", "ambiguity", "extrinsic", "info_gain")}
-        probs = action_marginal(policy_posterior(terms["G"], self.config.gamma), policies[:, 0], self.n_actions)
-        if self.config.selection == "argmax":
-            action = int(torch.argmax(probs))
-        else:
-            action = int(torch.multinomial(probs, 1, generator=self.generator))
-        return Plan(action, probs, policies, terms, last["belief"], last["q_o"][rows])
+    def _plan(self, action, probs, policies, terms, scored, rows) -> FactoredPlan:
+        return FactoredPlan(action, probs, policies, terms, next_obs=scored["next_obs"][rows],
+                            obs_sizes=self.obs_sizes, pseudo_count=self.config.pseudo_count)
 
 
 def rows_in(policies: torch.Tensor, scored: torch.Tensor, n_actions: int) -> torch.Tensor | None:

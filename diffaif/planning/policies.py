@@ -110,17 +110,22 @@ class PolicyConfig:
     kind: ``enumerate`` (all |A|^H), ``random`` (``n_candidates`` uniform sequences), ``cem`` or
     ``model`` (``n_candidates`` sequences sampled from the world model, duplicates scored once);
     horizon: planning depth H; n_candidates: K for ``random``, ``model`` and per CEM iteration;
-    model_goal: ``model`` proposals are conditioned on the preferred outcome at the window's end.
+    model_goal: ``model`` proposals are conditioned on the preferred outcome at the window's end;
+    n_random: uniform random sequences added to the ``model`` proposals (exploration the model's own
+    habits would not propose).
     """
 
     kind: str = "enumerate"
     horizon: int = 3
     n_candidates: int = 64
     model_goal: bool = True
+    n_random: int = 0
     cem: CEMConfig = dataclasses.field(default_factory=CEMConfig)
 
     def __post_init__(self):
         _check_positive(horizon=self.horizon, n_candidates=self.n_candidates)
+        if self.n_random < 0:
+            raise ValueError(f"n_random must be >= 0, got {self.n_random}")
 
 
 def _propose_enumerate(config: PolicyConfig, n_actions: int, generator, score_fn, sample_fn) -> Proposal:
@@ -141,7 +146,10 @@ def _propose_cem(config: PolicyConfig, n_actions: int, generator, score_fn, samp
 def _propose_model(config: PolicyConfig, n_actions: int, generator, score_fn, sample_fn) -> Proposal:
     if sample_fn is None:
         raise ValueError("policy kind 'model' needs a sample_fn(n) -> (n, H) policies from the world model")
-    return Proposal(torch.unique(sample_fn(config.n_candidates), dim=0), None)
+    candidates = sample_fn(config.n_candidates)
+    if config.n_random:
+        candidates = torch.cat([candidates, random_policies(config.n_random, config.horizon, n_actions, generator)])
+    return Proposal(torch.unique(candidates, dim=0), None)
 
 
 PROPOSERS: dict[str, Callable[..., Proposal]] = {

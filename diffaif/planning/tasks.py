@@ -11,12 +11,16 @@ from typing import Any, Callable, Protocol, Sequence
 
 import gymnasium as gym
 
-from diffaif.data.encoding import TaskEncoding, grid_encoding
+from diffaif.data.encoding import TaskEncoding, grid_encoding, space_part
 from diffaif.data.episodes import EpisodeData
+from diffaif.envs.control import ControlTask
 from diffaif.envs.grid import GridWorld
+from diffaif.envs.minigrid_task import CELL_NAMES, STATE_FIELDS, MiniGridTask
 from diffaif.model.world_model import WorldModel
-from diffaif.planning.planner import EFEPlanner, PlannerConfig
-from diffaif.planning.preferences import grid_log_preferences
+from diffaif.planning.continuous import ContinuousPlanner, control_encoding, control_preference
+from diffaif.planning.planner import EFEPlanner, FactoredEFEPlanner, PlannerConfig
+from diffaif.planning.preferences import (PREFERENCE_KINDS, VectorPreference, grid_log_preferences,
+                                         outcome_log_preferences)
 
 
 class Decision(Protocol):
@@ -52,7 +56,56 @@ def grid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None:
                         lambda model, seed: EFEPlanner(model, log_preference, config, seed=seed))
 
 
-TASK_FAMILIES: list[Callable[[gym.Env, PlannerConfig], TaskPlanning | None]] = [grid_planning]
+def control_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None:
+    """Classic control (``ControlTask``): continuous states and observations, Gaussian preferences;
+    ``make_planner`` takes one world model or an ensemble (a list) for the parameter information gain."""
+    if not isinstance(env, ControlTask):
+        return None
+    preference = control_preference(env.family, config.continuous)
+    return TaskPlanning(lambda data: control_encoding(env, data),
+                        lambda models, seed: ContinuousPlanner(models, preference, env.action_space, config, seed))
+
+
+def _find_wrapper(env: gym.Env, kind: type) -> Any:
+    while not isinstance(env, kind):
+        if not isinstance(env, gym.Wrapper):
+            return None
+        env = env.env
+    return env
+
+
+def minigrid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None:
+    """MiniGrid: the compact state and the observation vector as factored categories; the preference
+    is over the tile under the agent (``obs_floor``): reaching the goal is preferred and lava avoided,
+    with precision λ = ``preference_precision``. Subgoals (keys, doors) are not written anywhere:
+    they follow from which rollouts the model says reach the goal. ``preference="shaped"`` (with
+    ``obs_mode="state"``, whose observation holds both positions) also prefers, by
+    ``distance_precision``, observations where the agent is fewer grid cells from the goal."""
+    task = _find_wrapper(env, MiniGridTask)
+    if task is None:
+        return None
+    if not task.obs_floor or task.obs_index:
+        raise ValueError("the active-inference agent on MiniGrid needs the env options obs_floor=True (the "
+                         "preference is over the tile under the agent) and obs_index=0 (vector observations)")
+    if config.preference not in PREFERENCE_KINDS:
+        raise ValueError(f"unknown preference kind {config.preference!r}; valid kinds: {list(PREFERENCE_KINDS)}")
+    shaped = config.preference == "shaped"
+    if shaped and task.obs_mode != "state":
+        raise ValueError("preference 'shaped' needs obs_mode='state' (the agent and goal positions observed); "
+                         "use preference 'sparse' with the view")
+    encoding = TaskEncoding([space_part("state", task.state_space), space_part("obs", task.vector_space),
+                             space_part("action", task.action_space)])
+    fields = [STATE_FIELDS.index(name) for name in ("agent_x", "agent_y", "goal_x", "goal_y")]
+    preference = VectorPreference(
+        factor=len(task.vector_space.nvec) - 1,
+        log_p=outcome_log_preferences(CELL_NAMES, ("goal",), ("lava",), config.preference_precision),
+        positions=tuple(fields), distance_precision=config.distance_precision if shaped else 0.0)
+    return TaskPlanning(lambda data: encoding,
+                        lambda model, seed: FactoredEFEPlanner(model, preference, config, seed=seed))
+
+
+TASK_FAMILIES: list[Callable[[gym.Env, PlannerConfig], TaskPlanning | None]] = [grid_planning, control_planning,
+                                                                                 minigrid_planning]
 
 
 def task_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning:

@@ -1,0 +1,341 @@
+"""Planning over continuous observations (gymnasium classic control) by Monte Carlo EFE.
+
+One decision (``ContinuousPlanner.plan``, receding horizon: replan every step, act on the first
+action): candidate action sequences come from the cross-entropy method or random shooting —
+Gaussian over continuous (Box) actions, clipped to the bounds, or the categorical proposers of
+``diffaif.planning.policies`` for Discrete actions. Each scoring inpaints ``n_samples`` rollouts of all
+K candidates in one batched call per world model (one per ensemble member, all with the same noise),
+and scores
+
+    G(π) = −extrinsic − w_ig · info_gain − w_nov · novelty
+
+with ``extrinsic = Σ_τ E_q[log p̃(o_τ)]`` under a Gaussian preference density over observations,
+``info_gain = Σ_τ I[s_τ; o_τ]`` and, for an ensemble of M world models, ``novelty`` the parameter
+information gain ``H[mixture] − mean_m H[member m]`` of the predicted observations
+(``diffaif.planning.efe``). With both weights 1 and one model this is the textbook
+``G = risk + ambiguity``. The agent acts on ``P(π) = softmax(−γ G)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from einops import rearrange
+
+from diffaif.data.encoding import PartSpec, TaskEncoding
+from diffaif.data.episodes import EpisodeData
+from diffaif.envs.control import MOUNTAIN_CAR_FLAG
+from diffaif.model.world_model import WorldModel, known_window
+from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_expected_free_energy,
+                                  ensemble_information_gain, gaussian_log_preference, policy_posterior)
+from diffaif.planning.policies import Proposal, propose_policies
+
+CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")
+
+
+@dataclass
+class ContinuousConfig:
+    """Settings of ``ContinuousPlanner`` (the rest comes from ``PlannerConfig``: horizon, candidates,
+    samples, denoising steps, γ, selection; ``preference_precision`` scales the preference precisions).
+
+    preference: "auto" (from the env id) or a key of ``PREFERENCES``;
+    entropy: "gaussian" (Gaussian fit) or "knn" (Kozachenko–Leonenko, ``knn_k`` neighbours);
+    info_gain_weight, novelty_weight: w_ig and w_nov in G (novelty needs an ensemble of world models);
+    cem_init_std: Box CEM's initial standard deviation as a fraction of the half-range of the actions;
+    warm_start: Box CEM starts from the previous decision's mean shifted by one step.
+    """
+
+    preference: str = "auto"
+    entropy: str = "gaussian"
+    knn_k: int = 4
+    info_gain_weight: float = 1.0
+    novelty_weight: float = 1.0
+    cem_init_std: float = 0.5
+    warm_start: bool = True
+
+    def __post_init__(self):
+        if self.preference != "auto" and self.preference not in PREFERENCES:
+            raise ValueError(f"unknown preference {self.preference!r}; valid: 'auto' or {sorted(PREFERENCES)}")
+        if self.entropy not in ENTROPY_ESTIMATORS:
+            raise ValueError(f"unknown entropy estimator {self.entropy!r}; valid estimators: {ENTROPY_ESTIMATORS}")
+        if self.knn_k < 1 or self.cem_init_std <= 0:
+            raise ValueError(f"knn_k must be >= 1 and cem_init_std > 0, got {self.knn_k}, {self.cem_init_std}")
+
+
+# ---- preferences ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GaussianPreference:
+    """``p̃(o) ∝ Π_j N(o_j; μ_j, σ_j² / precision)`` over the dimensions with a finite σ_j
+    (``gaussian_log_preference``); ``one_sided`` dimensions prefer every ``o_j ≥ μ_j`` equally."""
+
+    target: tuple[float, ...]
+    scale: tuple[float, ...]                 # σ_j; inf: no preference on dimension j
+    one_sided: tuple[bool, ...]
+
+    def log_density(self, obs: torch.Tensor, precision: float) -> torch.Tensor:
+        """log p̃(o): obs (..., d) raw observations → (...)."""
+        if obs.shape[-1] != len(self.target):
+            raise ValueError(f"preference over {len(self.target)} dims, observations have {obs.shape[-1]}")
+        scale = torch.tensor(self.scale, dtype=obs.dtype)
+        return gaussian_log_preference(obs, torch.tensor(self.target, dtype=obs.dtype), precision / scale**2,
+                                       torch.tensor(self.one_sided))
+
+
+def cartpole_preference() -> GaussianPreference:
+    """CartPole (x, ẋ, θ, θ̇): upright (θ = 0, σ 0.05 rad: the pole falls at 0.21) and centred
+    (x = 0, σ 0.5: the track ends at ±2.4), moving slowly (ẋ, θ̇ = 0; σ 0.5 m/s, 0.5 rad/s: fast
+    states are rare in random data, where the world model is least accurate)."""
+    return GaussianPreference((0.0, 0.0, 0.0, 0.0), (0.5, 0.5, 0.05, 0.5), (False,) * 4)
+
+
+def mountaincar_preference() -> GaussianPreference:
+    """MountainCar (x, ẋ): at the flag, x ≥ 0.5 (one-sided, σ 0.1 below it); no preference on speed."""
+    return GaussianPreference((MOUNTAIN_CAR_FLAG, 0.0), (0.1, float("inf")), (True, False))
+
+
+def pendulum_preference() -> GaussianPreference:
+    """Pendulum (cos θ, sin θ, θ̇): upright (cos θ = 1, sin θ = 0; σ 0.3) and still (θ̇ = 0, σ 1 rad/s),
+    weighted like gymnasium's cost θ² + 0.1 θ̇²."""
+    return GaussianPreference((1.0, 0.0, 0.0), (0.3, 0.3, 1.0), (False,) * 3)
+
+
+PREFERENCES = {"cartpole": cartpole_preference, "mountaincar": mountaincar_preference,
+               "pendulum": pendulum_preference}
+
+
+def control_preference(family: str, config: ContinuousConfig) -> GaussianPreference:
+    """The preference of task ``family`` (or ``config.preference`` when it is not "auto")."""
+    name = family if config.preference == "auto" else config.preference
+    if name not in PREFERENCES:
+        raise ValueError(f"no preference for task family {name!r}; set planner.continuous.preference to one of "
+                         f"{sorted(PREFERENCES)}")
+    return PREFERENCES[name]()
+
+
+# ---- encoding ------------------------------------------------------------------------------------
+def control_encoding(env: gym.Env, data: EpisodeData) -> TaskEncoding:
+    """State and observation continuous, standardised by ``data``; action categorical (Discrete) or
+    continuous (Box, standardised by the actions in ``data``)."""
+    obs_dim = int(env.observation_space.shape[0])
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        action = PartSpec("action", "categorical", int(space.n))
+    elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        action = PartSpec("action", "continuous", int(space.shape[0]))
+    else:
+        raise ValueError(f"control tasks need a Discrete or flat Box action space, got {space}")
+    encoding = TaskEncoding([PartSpec("state", "continuous", obs_dim), PartSpec("obs", "continuous", obs_dim),
+                             action])
+    stats = {"state": data.states, "obs": data.observations}
+    if action.kind == "continuous":
+        stats["action"] = data.actions
+    return encoding.fitted(**stats)
+
+
+# ---- candidate action sequences for Box actions --------------------------------------------------
+def gaussian_cem(score_fn, low: torch.Tensor, high: torch.Tensor, horizon: int, n_candidates: int, n_elite: int,
+                 iterations: int, mean: torch.Tensor, std: torch.Tensor, smoothing: float,
+                 generator: torch.Generator | None = None) -> tuple[Proposal, torch.Tensor]:
+    """Cross-entropy method over continuous action sequences (minimises ``score_fn``).
+
+    Each iteration samples ``π = clip(μ + σ ε, low, high)``, ε ~ N(0, I), scores them with
+    ``score_fn(policies (K, H, d)) -> G (K,)`` and refits ``μ ← s μ + (1 − s) mean(elites)``,
+    ``σ ← s σ + (1 − s) std(elites)`` to the ``n_elite`` lowest (s = ``smoothing``).
+    mean, std: (H, d) initial parameters; low, high: (d,) bounds.
+    → (Proposal of the last iteration's candidates (K, H, d) and their scores, the refitted mean (H, d)).
+    """
+    if not 1 <= n_elite <= n_candidates or iterations < 1:
+        raise ValueError(f"need 1 <= n_elite ({n_elite}) <= n_candidates ({n_candidates}) and iterations >= 1")
+    for _ in range(iterations):
+        noise = torch.randn((n_candidates, horizon, low.shape[0]), generator=generator)
+        candidates = torch.maximum(torch.minimum(mean + std * noise, high), low)
+        scores = torch.as_tensor(score_fn(candidates))
+        elites = candidates[torch.topk(scores, n_elite, largest=False).indices]
+        mean = smoothing * mean + (1 - smoothing) * elites.mean(0)
+        std = smoothing * std + (1 - smoothing) * elites.std(0, unbiased=False)
+    return Proposal(candidates, scores), mean
+
+
+def uniform_policies(n: int, horizon: int, low: torch.Tensor, high: torch.Tensor,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random shooting over Box actions: ``n`` sequences uniform in [low, high] → (n, horizon, d)."""
+    return low + (high - low) * torch.rand((n, horizon, low.shape[0]), generator=generator)
+
+
+# ---- the decision --------------------------------------------------------------------------------
+@dataclass
+class ContinuousPlan:
+    """One decision: the action, P(π) over the candidates, their EFE terms, and the predicted next
+    observation (standardised samples under the chosen policy) for the surprise."""
+
+    action: Any
+    policy_probs: torch.Tensor          # (K,)
+    policies: torch.Tensor              # (K, H) long or (K, H, d) float
+    terms: dict[str, torch.Tensor]      # each (K,): G, extrinsic, info_gain, novelty, risk, ambiguity
+    chosen: int
+    next_obs: torch.Tensor              # (n, d_o) standardised samples of o_{t+1} under the chosen policy
+    encoding: TaskEncoding
+    n_actions: int | None               # Discrete actions: their number; Box: None
+
+    def surprise(self, action: Any, observation: Any) -> float:
+        """``−log q(o_{t+1})`` (nats, standardised units) under a Gaussian fit of the predicted samples."""
+        z = torch.as_tensor(self.encoding.encode_part("obs", np.asarray(observation)[None]))[0]
+        cov = torch.cov(self.next_obs.T.double()).reshape(z.shape[0], z.shape[0])
+        # the ridge keeps the fit proper when the samples (nearly) agree
+        normal = torch.distributions.MultivariateNormal(self.next_obs.double().mean(0),
+                                                        cov + 1e-4 * torch.eye(z.shape[0], dtype=torch.float64))
+        return float(-normal.log_prob(z.double()))
+
+    def log(self) -> dict:
+        """The chosen policy's EFE terms, the candidates' spread of G, and for Discrete actions P(a) and
+        the lowest G per first action (the method paper's Fig. 3 and 4)."""
+        row = {"action": np.asarray(self.action).tolist(), "G_min": float(self.terms["G"].min()),
+               "G_mean": float(self.terms["G"].mean()),
+               **{f"{name}_chosen": float(values[self.chosen]) for name, values in self.terms.items()}}
+        if self.n_actions is not None:
+            first = self.policies[:, 0]
+            row["action_probs"] = action_marginal(self.policy_probs, first, self.n_actions).tolist()
+            masked = torch.where(first[None, :] == torch.arange(self.n_actions)[:, None], self.terms["G"][None, :],
+                                 torch.inf)
+            row["efe_per_action"] = [float(v) if torch.isfinite(v) else float("nan") for v in masked.min(1).values]
+        return row
+
+
+class ContinuousPlanner:
+    """Scores candidate action sequences by Monte Carlo EFE from one world model or an ensemble."""
+
+    def __init__(self, models: WorldModel | Sequence[WorldModel], preference: GaussianPreference,
+                 action_space: gym.Space, config: Any, seed: int = 0):
+        self.models = [models] if isinstance(models, WorldModel) else list(models)
+        if not self.models:
+            raise ValueError("ContinuousPlanner needs at least one world model")
+        model = self.models[0]
+        self.encoding = enc = model.encoding
+        if any(m.encoding != enc for m in self.models):
+            raise ValueError("the ensemble's world models must share one encoding")
+        for part in ("state", "obs"):
+            if enc.parts[part].kind != "continuous":
+                raise ValueError(f"ContinuousPlanner needs continuous states and observations; {part!r} is "
+                                 f"{enc.parts[part].kind}")
+        self.config = config
+        self.continuous: ContinuousConfig = config.continuous
+        self.horizon = config.policies.horizon
+        if config.context + self.horizon + 1 > model.length:
+            raise ValueError(f"context ({config.context}) + horizon ({self.horizon}) + 1 exceeds the model's "
+                             f"window length {model.length}")
+        if config.policies.kind not in CONTINUOUS_PROPOSERS:
+            raise ValueError(f"control tasks plan with policy kinds {CONTINUOUS_PROPOSERS}, got "
+                             f"{config.policies.kind!r}")
+        self.window = config.context + 1 + self.horizon if config.crop_window else model.length
+        self.preference = preference
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if self.discrete:
+            self.n_actions = int(action_space.n)
+        else:
+            self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
+            self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._cem_mean: torch.Tensor | None = None
+
+    def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
+        """Raw values of a continuous ``part``: (..., D) standardised tokens → (..., d)."""
+        spec = self.encoding.parts[part]
+        std, mean = torch.tensor(spec.std, dtype=samples.dtype), torch.tensor(spec.mean, dtype=samples.dtype)
+        return samples[..., self.encoding.slice(part)] * std + mean
+
+    def _window(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor):
+        """``known_window`` for K policies after the last ``context + 1`` observations."""
+        obs = np.asarray(list(observations)[-(self.config.context + 1):], dtype=np.float64)
+        n_past = len(obs) - 1
+        past = np.asarray(list(actions)[len(actions) - n_past:] if n_past else [])
+        if self.discrete:
+            past = past.astype(np.int64).reshape(n_past)
+        else:
+            past = past.astype(np.float64).reshape(n_past, self.low.shape[0])
+        K = policies.shape[0]
+        return known_window(self.encoding, self.window, self.config.context, np.repeat(obs[None], K, 0),
+                            np.repeat(past[None], K, 0), policies.numpy())
+
+    def evaluate(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor) -> dict:
+        """EFE terms of ``policies`` ((K, H) long or (K, H, d) float) given the history.
+
+        → dict of (K,) tensors G, extrinsic, info_gain, novelty, risk, ambiguity (the latter two of
+        the single-model EFE, averaged over members) and ``next_obs`` (K, n, d_o) standardised samples.
+        """
+        c, horizon = self.config.context, policies.shape[1]
+        known, mask = self._window(observations, actions, policies)
+        seed = int(torch.randint(2**62, (), generator=self.generator))
+        # every member sees the same noise: identical members predict identically (no spurious novelty)
+        samples = torch.stack([m.inpaint(known, mask, self.config.n_samples, self.config.denoising_steps,
+                                         self.config.mode, generator=torch.Generator().manual_seed(seed),
+                                         shared_noise=self.config.common_random_numbers).cpu()
+                               for m in self.models])                            # (M, K, n, T, D)
+        future = rearrange(samples[:, :, :, c + 1:c + 1 + horizon], "m k n h d -> m k h n d")
+        states = future[..., self.encoding.slice("state")].double()
+        obs = future[..., self.encoding.slice("obs")].double()
+        log_preference = self.preference.log_density(self._decode(future, "obs").double(),
+                                                     self.config.preference_precision)
+        cc = self.continuous
+        terms = {name: value.mean(0) for name, value in
+                 continuous_expected_free_energy(states, obs, log_preference, cc.entropy, cc.knn_k).items()}
+        novelty = torch.zeros_like(terms["G"])
+        if len(self.models) > 1:
+            novelty = ensemble_information_gain(obs, cc.entropy, cc.knn_k).sum(-1)
+        terms["novelty"] = novelty
+        terms["G"] = -terms["extrinsic"] - cc.info_gain_weight * terms["info_gain"] - cc.novelty_weight * novelty
+        terms["next_obs"] = samples[0, :, :, c + 1, self.encoding.slice("obs")]
+        return {name: value.float() for name, value in terms.items()}
+
+    def _propose(self, score) -> Proposal:
+        pc = self.config.policies
+        if self.discrete:
+            return propose_policies(pc, self.n_actions, self.generator, score)
+        if pc.kind == "random":
+            return Proposal(uniform_policies(pc.n_candidates, self.horizon, self.low, self.high, self.generator), None)
+        mean = torch.zeros(self.horizon, self.low.shape[0]) + (self.low + self.high) / 2
+        if self.continuous.warm_start and self._cem_mean is not None:
+            mean = torch.cat([self._cem_mean[1:], mean[-1:]])
+        std = torch.zeros_like(mean) + self.continuous.cem_init_std * (self.high - self.low) / 2
+        proposal, self._cem_mean = gaussian_cem(score, self.low, self.high, self.horizon, pc.n_candidates,
+                                                pc.cem.n_elite, pc.cem.iterations, mean, std, pc.cem.smoothing,
+                                                self.generator)
+        return proposal
+
+    def plan(self, observations: Sequence[Any], actions: Sequence[Any]) -> ContinuousPlan:
+        """Propose and score candidates; act on the first action of π ~ / argmax ``softmax(−γ G)``."""
+        if len(observations) == 1:  # a new episode: nothing to warm-start from
+            self._cem_mean = None
+        last: dict = {}
+
+        def score(policies: torch.Tensor) -> torch.Tensor:
+            last.clear()
+            last.update(self.evaluate(observations, actions, policies), policies=policies)
+            return last["G"]
+
+        policies = self._propose(score).policies
+        rows = matching_rows(policies, last["policies"]) if last else None
+        if rows is None:  # the proposer did not score its final candidates
+            score(policies)
+            rows = torch.arange(len(policies))
+        terms = {name: last[name][rows] for name in ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity")}
+        probs = policy_posterior(terms["G"], self.config.gamma)
+        if self.config.selection == "argmax":
+            chosen = int(torch.argmax(probs))
+        else:
+            chosen = int(torch.multinomial(probs, 1, generator=self.generator))
+        first = policies[chosen, 0]
+        action = int(first) if self.discrete else first.numpy().astype(np.float32)
+        return ContinuousPlan(action, probs, policies, terms, chosen, last["next_obs"][rows[chosen]], self.encoding,
+                              self.n_actions if self.discrete else None)
+
+
+def matching_rows(policies: torch.Tensor, scored: torch.Tensor) -> torch.Tensor | None:
+    """Index into ``scored`` (M, ...) of each row of ``policies`` (K, ...), or None if any row is missing."""
+    if policies.shape[1:] != scored.shape[1:]:
+        return None
+    equal = (policies[:, None] == scored[None]).reshape(len(policies), len(scored), -1).all(-1)  # (K, M)
+    return equal.float().argmax(1) if bool(equal.any(1).all()) else None
+

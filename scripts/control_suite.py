@@ -1,0 +1,129 @@
+"""The classic-control suite: CartPole-v1, Pendulum-v1, MountainCar-v0 with EFE planning against
+SB3 baselines at the same environment-step budget, and MountainCar with / without the ensemble's
+parameter information gain.
+
+For each task (``configs/experiments/<task>.yaml``) it runs the comparison harness for the
+active-inference agent and random; then the task's SB3 baseline (``baseline`` below) is trained for
+as many environment steps as the active-inference agent used in all (warm-up + evaluated episodes,
+from which it keeps learning) and evaluated on the same episodes; MountainCar is run once more
+without information gain. Writes under ``--out`` (default ``runs/control``): one harness run
+directory per task and variant, ``summary.json``, ``table.md`` (return mean ± std over seeds of
+the per-seed mean return, success rate, environment steps used, decision time; MountainCar:
+evaluated episodes to the first success) and ``<task>_returns.png`` (learning curves: return per
+evaluated episode, mean over seeds).
+
+    OMP_NUM_THREADS=1 python scripts/control_suite.py --tasks cartpole,pendulum,mountaincar --seeds 5
+    python scripts/control_suite.py --tasks cartpole seeds=2 episodes=2     # dotted CompareConfig overrides
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from diffaif.config import CONFIG_DIR, build_config  # noqa: E402
+from diffaif.experiments.compare import CompareConfig, run_comparison  # noqa: E402
+
+TASKS = ("cartpole", "pendulum", "mountaincar")
+BASELINE = {"cartpole": "dqn", "pendulum": "sac", "mountaincar": "dqn"}
+# MountainCar's ablation: one world model, no parameter information gain
+NO_NOVELTY = {"agent": {"aif": {"ensemble": 1, "planner": {"continuous": {"novelty_weight": 0.0}}}}}
+
+
+def run(config: CompareConfig) -> dict:
+    """One harness run; returns its summary plus per-episode returns/successes read back from episodes.csv."""
+    summary = run_comparison(config)
+    with open(Path(config.out) / "episodes.csv") as f:
+        rows = list(csv.DictReader(f))
+    for name, stats in summary["agents"].items():
+        mine = [r for r in rows if r["agent"] == name]
+        seeds = sorted({int(r["seed"]) for r in mine})
+        per_seed = [[float(r["return"]) for r in mine if int(r["seed"]) == s] for s in seeds]
+        successes = [[int(r["success"]) for r in mine if int(r["seed"]) == s] for s in seeds]
+        stats["returns_per_seed"] = per_seed
+        stats["seed_mean_return"] = float(np.mean([np.mean(r) for r in per_seed]))
+        stats["seed_std_return"] = float(np.std([np.mean(r) for r in per_seed], ddof=1)) if len(seeds) > 1 else 0.0
+        stats["episodes_to_first_success"] = [next((i + 1 for i, ok in enumerate(s) if ok), None) for s in successes]
+    return summary
+
+
+def with_overrides(config: CompareConfig, overrides: dict) -> CompareConfig:
+    """``config`` with nested ``overrides`` merged in (validated like any config layer)."""
+    return build_config(CompareConfig, [dataclasses.asdict(config), overrides])
+
+
+def plot_returns(path: Path, task: str, runs: dict[str, dict]) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, stats in runs.items():
+        per_seed = stats["returns_per_seed"]
+        length = min(len(r) for r in per_seed)
+        curve = np.mean([r[:length] for r in per_seed], axis=0)
+        ax.plot(np.arange(1, length + 1), curve, marker="o", label=f"{label} ({stats['env_steps']:.0f} env steps)")
+    ax.set(xlabel="evaluated episode", ylabel="return (mean over seeds)", title=f"{task}: return per episode")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_rows(results: dict[str, dict[str, dict]]) -> str:
+    lines = ["| task | agent | return (mean ± std over seeds) | success | env steps | seeds × episodes | "
+             "first success (episode, per seed) | decision ms (median) |", "|" + "---|" * 8]
+    for task, runs in results.items():
+        for label, s in runs.items():
+            first = ", ".join("-" if e is None else str(e) for e in s["episodes_to_first_success"])
+            ms = s.get("decision_ms_median")
+            lines.append(f"| {task} | {label} | {s['seed_mean_return']:.1f} ± {s['seed_std_return']:.1f} | "
+                         f"{s['success_rate']:.2f} | {s['env_steps']:.0f} | {s['seeds']} × "
+                         f"{s['episodes'] // s['seeds']} | {first} | {'-' if ms is None else f'{ms:.0f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {TASKS}")
+    parser.add_argument("--out", default="runs/control")
+    parser.add_argument("--skip-baseline", action="store_true", help="run only the configured agents")
+    parser.add_argument("overrides", nargs="*", help="dotted CompareConfig overrides, e.g. seeds=3")
+    args = parser.parse_args(argv)
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"unknown tasks {unknown}; valid: {TASKS}")
+    out = Path(args.out)
+    results_path = out / "summary.json"
+    results: dict[str, dict[str, dict]] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for task in tasks:
+        config = build_config(CompareConfig, [CONFIG_DIR / "experiments" / f"{task}.yaml"], args.overrides)
+        config = dataclasses.replace(config, out=str(out / task))
+        summary = run(config)
+        runs = dict(summary["agents"])
+        if task == "mountaincar":
+            variant = with_overrides(dataclasses.replace(config, agents=["aif"], out=str(out / f"{task}_no_novelty")),
+                                     NO_NOVELTY)
+            runs["aif (no info gain)"] = run(variant)["agents"]["aif"]
+        if not args.skip_baseline and "aif" in runs:
+            budget = math.ceil(runs["aif"]["env_steps"])  # the AIF agent's warm-up + the episodes it learned from
+            baseline = dataclasses.replace(config, agents=[BASELINE[task]], warmup_steps=budget,
+                                           out=str(out / f"{task}_{BASELINE[task]}"))
+            runs[f"{BASELINE[task]} (same budget)"] = run(baseline)["agents"][BASELINE[task]]
+        results[task] = runs
+        plot_returns(out / f"{task}_returns.png", task, runs)
+        out.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2))
+        (out / "table.md").write_text(format_rows(results))
+        print(format_rows({task: runs}), flush=True)
+    print(f"wrote {out.resolve()}")
+
+
+if __name__ == "__main__":
+    main()

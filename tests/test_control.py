@@ -1,0 +1,230 @@
+"""Classic control: adapter, preferences, continuous EFE terms, planner, SAC baseline (fast, CPU)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffaif.agents import AGENTS, agent_config, make_agent
+from diffaif.config import ConfigError
+from diffaif.envs import ControlTask, make_env
+from diffaif.experiments.compare import CompareConfig, run_comparison
+from diffaif.planning.continuous import (ContinuousConfig, control_preference, gaussian_cem, matching_rows,
+                                         uniform_policies)
+from diffaif.planning.efe import (continuous_entropy, continuous_expected_free_energy, ensemble_information_gain,
+                                  gaussian_log_preference)
+
+TINY_AIF = {
+    "world_model": {"model": {"length": 5, "width": 32, "depth": 1, "heads": 2},
+                    "train": {"steps": 30, "batch_size": 32, "warmup_steps": 5, "left_pad": 1}},
+    "planner": {"policies": {"kind": "cem", "horizon": 3, "n_candidates": 6, "cem": {"n_elite": 2, "iterations": 2}},
+                "context": 1, "n_samples": 8, "denoising_steps": 2},
+    "model_preset": "control", "retrain": "never",
+}
+
+
+# ---- adapter ------------------------------------------------------------------------------------
+def test_cartpole_adapter_state_and_success_flags():
+    env = make_env("CartPole-v1", max_episode_steps=5)
+    assert isinstance(env, ControlTask) and env.family == "cartpole"
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (4,) and info["state"].dtype == np.float64 and np.allclose(obs, info["state"])
+    assert info["success"] is False and "distance" not in info
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(1)
+        done = terminated or truncated
+    assert truncated and not terminated and info["success"] is True   # survived to the time limit
+    env = make_env("CartPole-v1")
+    env.reset(seed=0)
+    for _ in range(100):                                               # pushing one way drops the pole
+        _, _, terminated, _, info = env.step(1)
+        if terminated:
+            break
+    assert terminated and info["success"] is False
+
+
+def test_mountaincar_reaches_flag_and_pendulum_upright():
+    env = make_env("MountainCar-v0")
+    _, info = env.reset(seed=0)
+    assert info["success"] is False and info["distance"] > 0.5
+    env.unwrapped.state = np.array([0.49, 0.06])
+    _, _, terminated, _, info = env.step(2)
+    assert terminated and info["success"] is True and info["distance"] == 0.0
+    pendulum = make_env("Pendulum-v1")
+    pendulum.reset(seed=0)
+    pendulum.unwrapped.state = np.array([0.0, 0.0])
+    _, _, _, _, info = pendulum.step(np.zeros(1, np.float32))
+    assert info["success"] is True and info["distance"] < 0.01
+    pendulum.unwrapped.state = np.array([math.pi, 0.0])
+    _, _, _, _, info = pendulum.step(np.zeros(1, np.float32))
+    assert info["success"] is False and info["distance"] > 3
+
+
+def test_sensor_noise_and_any_control_id():
+    env = make_env("CartPole-v1", obs_noise=0.1)
+    obs, info = env.reset(seed=3)
+    again, _ = make_env("CartPole-v1", obs_noise=0.1).reset(seed=3)
+    assert not np.allclose(obs, info["state"]) and np.array_equal(obs, again)   # noisy, reproducible
+    acrobot = make_env("control:Acrobot-v1")
+    obs, info = acrobot.reset(seed=0)
+    assert obs.shape == (6,) and "state" in info and "success" not in info   # harness falls back to termination
+    with pytest.raises(ValueError, match="obs_noise"):
+        make_env("Pendulum-v1", obs_noise=-1.0)
+    with pytest.raises(ValueError, match="NoSuchEnv"):
+        make_env("control:NoSuchEnv-v0")
+
+
+# ---- preferences ----------------------------------------------------------------------------------
+def test_preferences_peak_at_the_goal():
+    config = ContinuousConfig()
+    cartpole = control_preference("cartpole", config)
+    states = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.15, 0.0], [1.5, 0.0, 0.0, 0.0]])
+    upright, tilted, off_centre = cartpole.log_density(states, 1.0).tolist()
+    assert upright > off_centre and upright > tilted
+    car = control_preference("mountaincar", config)
+    at_flag, beyond, valley = car.log_density(torch.tensor([[0.5, 0.0], [0.55, 0.03], [-0.5, 0.0]]), 1.0).tolist()
+    assert at_flag == pytest.approx(beyond) and at_flag > valley        # one-sided: flat at and past the flag
+    pendulum = control_preference("pendulum", config)
+    still, hanging, spinning = pendulum.log_density(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [1.0, 0.0, 6.0]]),
+                                                    1.0).tolist()
+    assert still > hanging and still > spinning
+    sharper = pendulum.log_density(torch.tensor([[-1.0, 0.0, 0.0]]), 4.0).item()
+    assert sharper < hanging                                              # higher precision, steeper
+
+
+def test_bad_preference_and_config_keys_are_named():
+    with pytest.raises(ValueError, match="bogus"):
+        ContinuousConfig(preference="bogus")
+    with pytest.raises(ValueError, match="entropy estimator 'histo'"):
+        ContinuousConfig(entropy="histo")
+    with pytest.raises(ConfigError, match="bogus"):
+        agent_config("aif", {"planner": {"continuous": {"preference": "bogus"}}})
+    with pytest.raises(ConfigError, match="not_a_key"):
+        agent_config("aif", {"planner": {"continuous": {"not_a_key": 1}}})
+    with pytest.raises(ValueError, match="no preference for task family 'acrobot'"):
+        control_preference("acrobot", ContinuousConfig())
+
+
+# ---- continuous EFE maths -------------------------------------------------------------------------
+def test_gaussian_log_preference_by_hand():
+    value = gaussian_log_preference(torch.tensor([1.0, 5.0]), torch.zeros(2), torch.tensor([4.0, 0.0]),
+                                    torch.tensor([False, False]))
+    assert value.item() == pytest.approx(0.5 * math.log(4 / (2 * math.pi)) - 0.5 * 4 * 1.0)   # dim 2: no preference
+    one_sided = gaussian_log_preference(torch.tensor([[2.0], [-1.0]]), torch.zeros(1), torch.ones(1),
+                                        torch.tensor([True]))
+    assert one_sided[0].item() == pytest.approx(-0.5 * math.log(2 * math.pi))
+    assert one_sided[1].item() == pytest.approx(-0.5 * math.log(2 * math.pi) - 0.5)
+
+
+def test_entropy_estimators_match_a_known_covariance():
+    generator = torch.Generator().manual_seed(0)
+    cov = torch.tensor([[2.0, 0.6], [0.6, 0.5]], dtype=torch.float64)
+    x = torch.randn(4000, 2, generator=generator, dtype=torch.float64) @ torch.linalg.cholesky(cov).T
+    exact = 0.5 * math.log((2 * math.pi * math.e) ** 2 * torch.linalg.det(cov).item())
+    assert continuous_entropy(x, "gaussian").item() == pytest.approx(exact, abs=0.05)
+    assert continuous_entropy(x, "knn", k=4).item() == pytest.approx(exact, abs=0.1)
+    with pytest.raises(ValueError, match="unknown entropy estimator 'kde'"):
+        continuous_entropy(x, "kde")
+
+
+def test_efe_terms_recover_the_mutual_information_of_a_noisy_sensor():
+    generator = torch.Generator().manual_seed(1)
+    sensor_std = 0.5
+    states = torch.randn(2, 3, 4000, 1, generator=generator, dtype=torch.float64)      # (K, H, n, d)
+    obs = states + sensor_std * torch.randn(states.shape, generator=generator, dtype=torch.float64)
+    log_pref = -0.5 * obs[..., 0] ** 2
+    terms = continuous_expected_free_energy(states, obs, log_pref, "gaussian")
+    assert terms["info_gain"].shape == (2,)
+    exact = 3 * 0.5 * math.log(1 + 1 / sensor_std**2)                                  # Σ_τ I[s_τ; o_τ]
+    assert torch.allclose(terms["info_gain"], torch.full((2,), exact, dtype=torch.float64), atol=0.05)
+    assert torch.allclose(terms["G"], terms["risk"] + terms["ambiguity"])
+    assert torch.allclose(terms["G"], -terms["extrinsic"] - terms["info_gain"])
+    with pytest.raises(ValueError, match="must agree"):
+        continuous_expected_free_energy(states, obs, log_pref[..., :10])
+
+
+def test_ensemble_information_gain_zero_for_identical_and_positive_for_disjoint_members():
+    generator = torch.Generator().manual_seed(2)
+    member = torch.randn(5, 64, 2, generator=generator, dtype=torch.float64)            # (..., n, d)
+    identical = torch.stack([member, member, member])
+    for estimator in ("gaussian", "knn"):
+        assert torch.allclose(ensemble_information_gain(identical, estimator), torch.zeros(5, dtype=torch.float64))
+    disjoint = torch.stack([member, member + 20.0])
+    assert bool((ensemble_information_gain(disjoint, "gaussian") > 1.0).all())
+    assert bool((ensemble_information_gain(disjoint, "knn") > 0.5).all())             # ≈ log 2 for far modes
+    with pytest.raises(ValueError, match="M >= 2"):
+        ensemble_information_gain(member[None])
+
+
+def test_gaussian_cem_finds_the_best_sequence_within_bounds():
+    low, high = torch.tensor([-2.0]), torch.tensor([2.0])
+    target = torch.tensor([[1.0], [-0.5], [3.0]])                                         # last step beyond the bound
+    generator = torch.Generator().manual_seed(0)
+    proposal, mean = gaussian_cem(lambda p: ((p - target) ** 2).sum((1, 2)), low, high, 3, 64, 8, 6,
+                                  torch.zeros(3, 1), torch.ones(3, 1), 0.1, generator)
+    best = proposal.policies[proposal.scores.argmin()]
+    assert torch.allclose(best, torch.tensor([[1.0], [-0.5], [2.0]]), atol=0.15)
+    assert bool((proposal.policies >= low).all() and (proposal.policies <= high).all())
+    random = uniform_policies(10, 3, low, high, generator)
+    assert random.shape == (10, 3, 1) and bool((random.abs() <= 2).all())
+    assert torch.equal(matching_rows(random[[2, 0]], random), torch.tensor([2, 0]))
+    assert matching_rows(random[:2] + 1, random) is None
+
+
+# ---- agents end to end ----------------------------------------------------------------------------
+def test_aif_runs_an_episode_on_cartpole(tmp_path):
+    env = make_env("CartPole-v1", max_episode_steps=6)
+    agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "run_dir": str(tmp_path)})
+    assert agent.warm_up(env, 120, seed=1) == 120
+    assert agent.model.encoding.parts["action"].kind == "categorical"
+    assert agent.model.encoding.parts["obs"].kind == "continuous"
+    obs, info = env.reset(seed=5)
+    agent.reset(obs, info)
+    done, steps = False, 0
+    while not done:
+        action = agent.act(obs)
+        assert env.action_space.contains(action)
+        log = agent.step_log()
+        assert len(log["action_probs"]) == 2 and math.isfinite(log["G_chosen"]) and log["novelty_chosen"] == 0
+        obs, reward, terminated, truncated, info = env.step(action)
+        agent.observe(action, reward, obs, terminated, truncated, info)
+        done, steps = terminated or truncated, steps + 1
+    assert math.isfinite(agent._surprise[-1]) and agent.data.n_interactions == 120 + steps
+
+
+def test_aif_ensemble_on_pendulum_reports_novelty(tmp_path):
+    env = make_env("Pendulum-v1", max_episode_steps=3)
+    overrides = {**TINY_AIF, "ensemble": 2, "run_dir": str(tmp_path),
+                 "planner": {**TINY_AIF["planner"], "policies": {"kind": "random", "horizon": 3, "n_candidates": 4}}}
+    agent = make_agent("aif", env, seed=0, overrides=overrides)
+    agent.warm_up(env, 60, seed=1)
+    assert len(agent.ensemble) == 2 and (tmp_path / "train0_member1" / "model").is_dir()
+    obs, info = env.reset(seed=0)
+    agent.reset(obs, info)
+    action = agent.act(obs)
+    assert action.shape == (1,) and -2 <= float(action[0]) <= 2
+    assert agent.step_log()["novelty_chosen"] != 0.0
+
+
+def test_sac_warm_up_act_and_registry():
+    pytest.importorskip("stable_baselines3")
+    assert "sac" in AGENTS
+    env = make_env("Pendulum-v1")
+    agent = make_agent("sac", env, seed=0, overrides={"learning_starts": 20, "batch_size": 16, "net_arch": [16]})
+    assert agent.warm_up(env, 40, seed=1) == 40
+    obs, _ = env.reset(seed=0)
+    action = agent.act(obs)
+    assert env.action_space.contains(np.asarray(action, dtype=np.float32))
+    with pytest.raises(ValueError, match="Box action space"):
+        make_agent("sac", make_env("CartPole-v1"), seed=0)
+    with pytest.raises(ConfigError, match="ent_coef"):
+        agent_config("sac", {"ent_coef": "lots"})
+
+
+def test_harness_reports_returns_on_continuous_actions(tmp_path):
+    config = CompareConfig(env="Pendulum-v1", agents=["random"], episodes=2, seeds=1,
+                           env_kwargs={"max_episode_steps": 5}, out=str(tmp_path), progress=False)
+    summary = run_comparison(config)
+    random = summary["agents"]["random"]
+    assert random["return_mean"] < 0 and random["return_std"] >= 0 and random["env_steps"] == 10
