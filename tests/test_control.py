@@ -9,10 +9,11 @@ from diffaif.agents import AGENTS, agent_config, make_agent
 from diffaif.config import ConfigError
 from diffaif.envs import ControlTask, make_env
 from diffaif.experiments.compare import CompareConfig, run_comparison
-from diffaif.planning.continuous import (ContinuousConfig, control_preference, gaussian_cem, matching_rows,
+from diffaif.planning.continuous import (ContinuousConfig, control_preference, gaussian_cem,
                                          uniform_policies)
 from diffaif.planning.efe import (continuous_entropy, continuous_expected_free_energy, ensemble_information_gain,
                                   gaussian_log_preference)
+from diffaif.planning.policies import matching_rows
 
 TINY_AIF = {
     "world_model": {"model": {"length": 5, "width": 32, "depth": 1, "heads": 2},

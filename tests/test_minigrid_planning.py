@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from diffaif.agents import make_agent
-from diffaif.data.encoding import PartSpec, TaskEncoding, categorical_groups, space_part
+from diffaif.data.encoding import PartSpec, TaskEncoding, space_part
 from diffaif.envs import make_env
 from diffaif.envs.minigrid_task import CELL_NAMES
 from diffaif.experiments.compare import CompareConfig, run_comparison
@@ -46,7 +46,7 @@ def test_factored_part_round_trip_and_dict():
     assert (x[0, 2] == -1).all()                                   # absent step: every block all -1
     np.testing.assert_array_equal(enc.decode_part(x[:, :2], "state"), states[:, :2])
     assert TaskEncoding.from_dict(enc.to_dict()) == enc
-    assert [g.shape for g in categorical_groups(enc)] == [(1, 2), (2, 3), (1, 4)]
+    assert [g.shape for g in enc.categorical_groups] == [(1, 2), (2, 3), (1, 4)]
 
 
 def test_factored_part_errors():

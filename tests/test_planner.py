@@ -176,11 +176,11 @@ def test_untrained_agent_says_what_is_missing():
         agent.reset(*env.reset(seed=0))
 
 
-def test_rows_in_finds_rows_or_reports_missing_ones():
-    from diffaif.planning.planner import rows_in
+def test_matching_rows_finds_rows_or_reports_missing_ones():
+    from diffaif.planning.policies import matching_rows
     scored = torch.tensor([[0, 1], [3, 3], [2, 0]])
-    assert rows_in(torch.tensor([[2, 0], [0, 1]]), scored, 4).tolist() == [2, 0]
-    assert rows_in(torch.tensor([[1, 1]]), scored, 4) is None
+    assert matching_rows(torch.tensor([[2, 0], [0, 1]]), scored).tolist() == [2, 0]
+    assert matching_rows(torch.tensor([[1, 1]]), scored) is None
 
 
 @pytest.mark.parametrize("kind", ["cem", "random", "model"])

@@ -47,28 +47,14 @@ class DQNConfig:
     verbose: int = 0
 
     def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("buffer_size", "batch_size", "train_freq", "gradient_steps", "target_update_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
-        for name in ("tau", "gamma", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
-                     "eval_epsilon"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if any(int(n) < 1 for n in self.net_arch):
-            raise ValueError(f"net_arch sizes must be >= 1, got {self.net_arch}")
+        _check_off_policy(self, positive=("target_update_interval",),
+                          unit=("exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
+                                "eval_epsilon"))
 
     def sb3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``stable_baselines3.DQN`` (all but policy, env and seed)."""
-        keys = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
-                "gradient_steps", "target_update_interval", "exploration_fraction", "exploration_initial_eps",
-                "exploration_final_eps", "max_grad_norm", "device", "verbose")
-        kwargs = {k: getattr(self, k) for k in keys}
-        kwargs["policy_kwargs"] = {"net_arch": [int(n) for n in self.net_arch]}
-        return kwargs
+        return _sb3_kwargs(self, "target_update_interval", "exploration_fraction", "exploration_initial_eps",
+                           "exploration_final_eps", "max_grad_norm")
 
 
 @dataclass
@@ -94,19 +80,8 @@ class SACConfig:
     verbose: int = 0
 
     def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("buffer_size", "batch_size", "train_freq", "gradient_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_starts < 0:
-            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
-        for name in ("tau", "gamma"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        _check_off_policy(self)
         self._ent_coef()
-        if any(int(n) < 1 for n in self.net_arch):
-            raise ValueError(f"net_arch sizes must be >= 1, got {self.net_arch}")
 
     def _ent_coef(self) -> str | float:
         if self.ent_coef.startswith("auto"):
@@ -118,12 +93,34 @@ class SACConfig:
 
     def sb3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``stable_baselines3.SAC`` (all but policy, env and seed)."""
-        keys = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
-                "gradient_steps", "device", "verbose")
-        kwargs = {k: getattr(self, k) for k in keys}
-        kwargs["ent_coef"] = self._ent_coef()
-        kwargs["policy_kwargs"] = {"net_arch": [int(n) for n in self.net_arch]}
-        return kwargs
+        return {**_sb3_kwargs(self), "ent_coef": self._ent_coef()}
+
+
+COMMON_KEYS = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+               "gradient_steps", "device", "verbose")
+
+
+def _check_off_policy(config: Any, positive: tuple[str, ...] = (), unit: tuple[str, ...] = ()) -> None:
+    """The checks every off-policy SB3 config shares, plus ``positive`` (>= 1) and ``unit`` ([0, 1]) fields."""
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}")
+    for name in ("buffer_size", "batch_size", "train_freq", "gradient_steps", *positive):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.learning_starts < 0:
+        raise ValueError(f"learning_starts must be >= 0, got {config.learning_starts}")
+    for name in ("tau", "gamma", *unit):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(config, name)}")
+    if any(int(n) < 1 for n in config.net_arch):
+        raise ValueError(f"net_arch sizes must be >= 1, got {config.net_arch}")
+
+
+def _sb3_kwargs(config: Any, *extra: str) -> dict[str, Any]:
+    """SB3 constructor keywords: the common ones, ``extra`` fields, and ``net_arch`` as policy_kwargs."""
+    kwargs = {k: getattr(config, k) for k in (*COMMON_KEYS, *extra)}
+    kwargs["policy_kwargs"] = {"net_arch": [int(n) for n in config.net_arch]}
+    return kwargs
 
 
 def _sb3_class(algorithm: str):

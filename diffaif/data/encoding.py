@@ -18,6 +18,7 @@ not started yet.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -105,6 +106,21 @@ class TaskEncoding:
         if part not in self._slices:
             raise KeyError(f"unknown part {part!r}; parts: {list(self._slices)}")
         return self._slices[part]
+
+    @cached_property
+    def categorical_groups(self) -> list[np.ndarray]:
+        """Token indices of the categorical one-hot blocks, grouped by block size: one (n_blocks, size)
+        int array per size, so a softmax over every block of a size is one gather (49 view cells, one
+        call). Computed once per encoding: the sampler uses it at every denoising step."""
+        by_size: dict[int, list[np.ndarray]] = {}
+        for name, spec in self.parts.items():
+            if spec.kind != "categorical":
+                continue
+            start = self.slice(name).start
+            for size in spec.blocks:
+                by_size.setdefault(size, []).append(np.arange(start, start + size))
+                start += size
+        return [np.stack(blocks) for _, blocks in sorted(by_size.items())]
 
     @property
     def all_categorical(self) -> bool:
@@ -224,16 +240,3 @@ def grid_encoding(env: Any) -> TaskEncoding:
         PartSpec("action", "categorical", n_actions),
     ])
 
-
-def categorical_groups(encoding: TaskEncoding) -> list[np.ndarray]:
-    """Token indices of the categorical one-hot blocks, grouped by block size: one (n_blocks, size)
-    int array per size, so a softmax over every block of a size is one gather (49 view cells, one call)."""
-    by_size: dict[int, list[np.ndarray]] = {}
-    for name, spec in encoding.parts.items():
-        if spec.kind != "categorical":
-            continue
-        start = encoding.slice(name).start
-        for size in spec.blocks:
-            by_size.setdefault(size, []).append(np.arange(start, start + size))
-            start += size
-    return [np.stack(blocks) for _, blocks in sorted(by_size.items())]

@@ -20,7 +20,7 @@ import torch
 from diffusers import DDIMScheduler, RePaintScheduler
 from einops import rearrange, repeat
 
-from diffaif.data.encoding import TaskEncoding, categorical_groups
+from diffaif.data.encoding import TaskEncoding
 from diffaif.model.score_net import ScoreNet
 
 MODES: tuple[str, ...] = ("repaint", "masked")
@@ -90,7 +90,7 @@ def predicted_x0(encoding: TaskEncoding, logits: torch.Tensor) -> torch.Tensor:
     continuous part is the raw output.
     """
     x0 = logits.clone()
-    for group in categorical_groups(encoding):
+    for group in encoding.categorical_groups:
         index = torch.as_tensor(group, device=logits.device)
         x0[..., index] = 2 * logits[..., index].softmax(-1) - 1
     return x0
@@ -104,7 +104,7 @@ def categorical_cross_entropy(encoding: TaskEncoding, logits: torch.Tensor, targ
     logits, target (..., D) float; scored (..., D) bool → (summed cross-entropy, number of blocks scored).
     """
     total, count = logits.new_zeros(()), logits.new_zeros(())
-    for group in categorical_groups(encoding):
+    for group in encoding.categorical_groups:
         index = torch.as_tensor(group, device=logits.device)
         hot = target[..., index] > 0                                     # (..., blocks, size)
         weight = (scored[..., index].all(-1) & hot.any(-1)).to(logits.dtype)
@@ -327,7 +327,7 @@ class WorldModel:
         squared = torch.ones_like(mask)
         if self.noise.prediction_type == "sample":
             error, _ = categorical_cross_entropy(self.encoding, output, known, mask)
-            for group in categorical_groups(self.encoding):
+            for group in self.encoding.categorical_groups:
                 squared[..., torch.as_tensor(group.ravel(), device=mask.device)] = False
         return error + ((x0 - known) ** 2 * (mask & squared)).sum()
 

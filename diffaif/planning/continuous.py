@@ -31,7 +31,7 @@ from diffaif.envs.control import MOUNTAIN_CAR_FLAG
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_expected_free_energy,
                                   ensemble_information_gain, gaussian_log_preference, policy_posterior)
-from diffaif.planning.policies import Proposal, propose_policies
+from diffaif.planning.policies import Proposal, matching_rows, propose_policies
 
 CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")
 
@@ -330,12 +330,4 @@ class ContinuousPlanner:
         action = int(first) if self.discrete else first.numpy().astype(np.float32)
         return ContinuousPlan(action, probs, policies, terms, chosen, last["next_obs"][rows[chosen]], self.encoding,
                               self.n_actions if self.discrete else None)
-
-
-def matching_rows(policies: torch.Tensor, scored: torch.Tensor) -> torch.Tensor | None:
-    """Index into ``scored`` (M, ...) of each row of ``policies`` (K, ...), or None if any row is missing."""
-    if policies.shape[1:] != scored.shape[1:]:
-        return None
-    equal = (policies[:, None] == scored[None]).reshape(len(policies), len(scored), -1).all(-1)  # (K, M)
-    return equal.float().argmax(1) if bool(equal.any(1).all()) else None
 

@@ -13,6 +13,7 @@ worlds) with histograms and the cached likelihood, ``FactoredEFEPlanner`` vector
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -24,7 +25,7 @@ from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.continuous import ContinuousConfig
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
                                   histogram, policy_posterior, row_codes, sampled_expected_free_energy, surprise)
-from diffaif.planning.policies import PolicyConfig, propose_policies
+from diffaif.planning.policies import PolicyConfig, matching_rows, propose_policies
 from diffaif.planning.preferences import VectorPreference
 
 OBS_ESTIMATORS = ("histogram", "rao_blackwell")
@@ -123,7 +124,7 @@ class FactoredPlan(Plan):
                                        self.pseudo_count))
 
 
-class InpaintingPlanner:
+class InpaintingPlanner(ABC):
     """What every world-model planner shares: windows of the history and candidate policies, one
     batched ``inpaint`` call per scoring, model-sampled proposals and the choice of the action.
 
@@ -157,15 +158,19 @@ class InpaintingPlanner:
         return known_window(self.model.encoding, self.window, self.config.context, np.stack([obs] * K),
                             torch.tensor([past] * K, dtype=torch.long).reshape(K, -1), policies)
 
+    @abstractmethod
     def evaluate(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor) -> dict:
-        raise NotImplementedError
+        """EFE terms of ``policies`` (K, H): a dict of (K,) tensors G, risk, ambiguity, extrinsic,
+        info_gain, plus whatever ``_plan`` needs."""
 
+    @abstractmethod
     def _write_goal(self, known: torch.Tensor, mask: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Write the preferred outcome into the last step of ``known`` (1, T, D) and set ``mask``."""
 
+    @abstractmethod
     def _plan(self, action: int, probs: torch.Tensor, policies: torch.Tensor, terms: dict,
               scored: dict, rows: torch.Tensor) -> Plan:
-        raise NotImplementedError
+        """The decision record; ``rows`` index the final candidates in ``scored`` (``evaluate``'s output)."""
 
     def model_policies(self, observations: Sequence, actions: Sequence[int], n: int) -> torch.Tensor:
         """Action sequences sampled from the world model itself: inpaint the window with the history
@@ -192,7 +197,7 @@ class InpaintingPlanner:
             return self.model_policies(observations, actions, n)
 
         policies = propose_policies(self.config.policies, self.n_actions, self.generator, score, sample).policies
-        rows = rows_in(policies, last["policies"], self.n_actions) if last else None
+        rows = matching_rows(policies, last["policies"]) if last else None
         if rows is None:  # the proposer did not score its final candidates
             score(policies)
             rows = torch.arange(len(policies))
@@ -337,20 +342,6 @@ class FactoredEFEPlanner(InpaintingPlanner):
     def _plan(self, action, probs, policies, terms, scored, rows) -> FactoredPlan:
         return FactoredPlan(action, probs, policies, terms, next_obs=scored["next_obs"][rows],
                             obs_sizes=self.obs_sizes, pseudo_count=self.config.pseudo_count)
-
-
-def rows_in(policies: torch.Tensor, scored: torch.Tensor, n_actions: int) -> torch.Tensor | None:
-    """Index into ``scored`` (M, H) of each row of ``policies`` (K, H), or None if any row is missing.
-
-    Rows are compared by their base-|A| code ``Σ_τ π_τ |A|^{H−1−τ}``.
-    """
-    if policies.shape[1] != scored.shape[1]:
-        return None
-    place = n_actions ** torch.arange(policies.shape[1] - 1, -1, -1)
-    codes, scored_codes = (policies * place).sum(-1), (scored * place).sum(-1)
-    order = torch.argsort(scored_codes)
-    found = order[torch.searchsorted(scored_codes[order], codes).clamp(max=len(order) - 1)]
-    return found if torch.equal(scored_codes[found], codes) else None
 
 
 def best_per_action(G: torch.Tensor, first_actions: torch.Tensor, n_actions: int) -> torch.Tensor:

@@ -168,6 +168,15 @@ def propose_policies(config: PolicyConfig, n_actions: int, generator: torch.Gene
     return PROPOSERS[config.kind](config, n_actions, generator, score_fn, sample_fn)
 
 
+def matching_rows(policies: torch.Tensor, scored: torch.Tensor) -> torch.Tensor | None:
+    """Index into ``scored`` (M, ...) of each row of ``policies`` (K, ...), or None if any row is missing
+    (the planners use it to find their final candidates among those a proposer already scored)."""
+    if policies.shape[1:] != scored.shape[1:]:
+        return None
+    equal = (policies[:, None] == scored[None]).reshape(len(policies), len(scored), -1).all(-1)  # (K, M)
+    return equal.float().argmax(1) if bool(equal.any(1).all()) else None
+
+
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if value < 1:
