@@ -91,19 +91,20 @@ class DiffusionAIFAgent(Agent):
         self.trainings = 0
         if self.config.pretrained:
             path = Path(self.config.pretrained.format(seed=self.seed))
-            self._set_model([WorldModel.load(path, self.config.device).set_runtime(self.config.precision,
-                                                                                    self.config.compile)])
+            model = WorldModel.load(path, self.config.device).set_runtime(self.config.precision, self.config.compile)
             episodes = path.parent / EPISODES_FILE
             if not episodes.is_file():
                 raise FileNotFoundError(f"{episodes} is missing: a pretrained model needs the episodes it was "
                                         f"trained on (train_world_model writes them) to state its budget")
             self.data = load_episodes(episodes)
+            self._set_model([model])  # after the data: the planner learns from it
 
     # ---- model -------------------------------------------------------------------------------
     def _set_model(self, models: WorldModel | list[WorldModel]) -> None:
         self.ensemble = list(models) if isinstance(models, list) else [models]
         self.model = self.ensemble[0]
         self.planner = self.task.make_planner(self.model if len(self.ensemble) == 1 else self.ensemble, self.seed)
+        self.planner.learn(self.data)
 
     def train(self, steps: int | None = None) -> None:
         """(Re)train the world model on the data set; from the current weights when there are any."""
@@ -188,6 +189,8 @@ class DiffusionAIFAgent(Agent):
         self._since_retrain += 1
         if terminated or truncated:
             self._episodes_done += 1
+            if self._recording:
+                self.planner.learn(self.data)
             if self.config.retrain == "episodes" and self._episodes_done % self.config.retrain_every == 0:
                 self.train(self.config.retrain_steps)
                 return

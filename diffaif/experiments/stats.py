@@ -9,8 +9,11 @@ from scipy import stats
 
 
 def cohen_d(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's d with the average-variance pooled sd: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2)."""
+    """Cohen's d with the average-variance pooled sd: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2);
+    NaN when a sample has fewer than two values (no variance estimate)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
+    if min(a.size, b.size) < 2:
+        return float("nan")
     pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
     if pooled == 0:
         return 0.0 if a.mean() == b.mean() else float(np.sign(a.mean() - b.mean()) * np.inf)

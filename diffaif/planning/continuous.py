@@ -304,6 +304,9 @@ class ContinuousPlanner:
                                                 self.generator)
         return proposal
 
+    def learn(self, data: EpisodeData) -> None:
+        """Nothing but the world model is learned from the data set here."""
+
     def plan(self, observations: Sequence[Any], actions: Sequence[Any]) -> ContinuousPlan:
         """Propose and score candidates; act on the first action of π ~ / argmax ``softmax(−γ G)``."""
         if len(observations) == 1:  # a new episode: nothing to warm-start from

@@ -21,14 +21,17 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from diffaif.data.episodes import EpisodeData
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.continuous import ContinuousConfig
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
                                   histogram, policy_posterior, row_codes, sampled_expected_free_energy, surprise)
 from diffaif.planning.policies import PolicyConfig, matching_rows, propose_policies
 from diffaif.planning.preferences import VectorPreference
+from diffaif.planning.value import TailValue
 
 OBS_ESTIMATORS = ("histogram", "rao_blackwell")
+TERMS = ("G", "risk", "ambiguity", "extrinsic", "info_gain", "tail")   # per-policy terms a plan keeps
 SELECTIONS = ("argmax", "sample")
 
 
@@ -53,6 +56,10 @@ class PlannerConfig:
     # Run the net on context + 1 + horizon tokens instead of the model's full window: fewer tokens,
     # faster; right for models trained with ``train.crop_prob`` > 0, which have seen short windows.
     crop_window: bool = True
+    # MiniGrid: add a value learned from the data set for what follows the horizon (planning/value.py),
+    # the discounted risk of the best continuation seen after the last predicted observation
+    tail_value: bool = False
+    tail_discount: float = 0.95
     continuous: ContinuousConfig = field(default_factory=ContinuousConfig)  # control tasks (planning/continuous.py)
 
     def __post_init__(self):
@@ -62,6 +69,8 @@ class PlannerConfig:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.context < 0 or self.n_samples < 1 or self.denoising_steps < 1:
             raise ValueError("context must be >= 0, n_samples and denoising_steps >= 1")
+        if not 0 <= self.tail_discount < 1:
+            raise ValueError(f"tail_discount must be in [0, 1), got {self.tail_discount}")
 
 
 @dataclass
@@ -71,7 +80,7 @@ class Plan:
     action: int
     action_probs: torch.Tensor          # (A,)
     policies: torch.Tensor              # (K, H)
-    terms: dict[str, torch.Tensor]      # each (K,): G, risk, ambiguity, extrinsic, info_gain
+    terms: dict[str, torch.Tensor]      # each (K,): G, risk, ambiguity, extrinsic, info_gain (, tail)
 
     def per_action(self) -> dict[str, list[float]]:
         """Each EFE term of the lowest-G policy starting with each action (NaN where no policy does)."""
@@ -172,6 +181,9 @@ class InpaintingPlanner(ABC):
               scored: dict, rows: torch.Tensor) -> Plan:
         """The decision record; ``rows`` index the final candidates in ``scored`` (``evaluate``'s output)."""
 
+    def learn(self, data: EpisodeData) -> None:
+        """Fit what the planner learns from the data set besides the world model (nothing, here)."""
+
     def model_policies(self, observations: Sequence, actions: Sequence[int], n: int) -> torch.Tensor:
         """Action sequences sampled from the world model itself: inpaint the window with the history
         known and the actions free; with ``policies.model_goal`` the preferred outcome is also
@@ -201,7 +213,7 @@ class InpaintingPlanner(ABC):
         if rows is None:  # the proposer did not score its final candidates
             score(policies)
             rows = torch.arange(len(policies))
-        terms = {name: last[name][rows] for name in ("G", "risk", "ambiguity", "extrinsic", "info_gain")}
+        terms = {name: last[name][rows] for name in TERMS if name in last}
         probs = action_marginal(policy_posterior(terms["G"], self.config.gamma), policies[:, 0], self.n_actions)
         if self.config.selection == "argmax":
             action = int(torch.argmax(probs))
@@ -293,7 +305,8 @@ class FactoredEFEPlanner(InpaintingPlanner):
     States and observations are compared as whole vectors (``row_codes``); the EFE terms are the
     plug-in estimates of ``sampled_expected_free_energy``, with ``preference(o)`` the log-preference
     of each sampled observation vector (``VectorPreference``: a density over one factor, e.g. the
-    tile under the agent, optionally shaped).
+    tile under the agent, optionally shaped). With ``config.tail_value``, G also counts the learned
+    value ``T(o_H)`` of the last predicted observation (``TailValue``), refitted by ``learn(data)``.
     """
 
     def __init__(self, model: WorldModel, preference: VectorPreference, config: PlannerConfig, seed: int = 0):
@@ -310,6 +323,12 @@ class FactoredEFEPlanner(InpaintingPlanner):
             raise ValueError(f"the preference needs {self.obs_sizes[preference.factor]} log-probabilities, "
                              f"got shape {tuple(preference.log_p.shape)}")
         self.preference = preference
+        self.tail = TailValue(preference, config.tail_discount) if config.tail_value else None
+
+    def learn(self, data: EpisodeData) -> None:
+        """Refit the tail value (if any) on the data set."""
+        if self.tail is not None:
+            self.tail.fit(data)
 
     def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
         """(..., D) tokens → (..., F) long category vectors (F = 1 for a single categorical part)."""
@@ -319,7 +338,8 @@ class FactoredEFEPlanner(InpaintingPlanner):
     def evaluate(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor) -> dict:
         """EFE terms of ``policies`` (K, H) from ``n_samples`` joint rollouts each.
 
-        → dict of (K,) tensors (G, risk, ambiguity, extrinsic, info_gain) and ``next_obs`` (K, n, F).
+        → dict of (K,) tensors (G, risk, ambiguity, extrinsic, info_gain; with a tail value also
+        ``tail``, the mean ``T(o_H)`` over the samples, included in G) and ``next_obs`` (K, n, F).
         """
         c, horizon = self.config.context, policies.shape[1]
         known, mask = self._window(observations, actions, policies)
@@ -327,6 +347,9 @@ class FactoredEFEPlanner(InpaintingPlanner):
         future = rearrange(samples[:, :, c + 1:c + 1 + horizon], "k n h d -> k h n d")
         states, obs = self._decode(future, "state"), self._decode(future, "obs")   # (K, H, n, F)
         terms = sampled_expected_free_energy(row_codes(states), row_codes(obs), self.preference(obs))
+        if self.tail is not None:
+            terms["tail"] = self.tail(obs[:, -1]).mean(-1)
+            terms["G"] = terms["G"] + terms["tail"]
         terms["next_obs"] = obs[:, 0]
         return terms
 

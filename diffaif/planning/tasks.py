@@ -36,6 +36,8 @@ class Decision(Protocol):
 class Planner(Protocol):
     def plan(self, observations: Sequence[Any], actions: Sequence[Any]) -> Decision: ...
 
+    def learn(self, data: EpisodeData) -> None: ...
+
 
 @dataclass(frozen=True)
 class TaskPlanning:
@@ -51,6 +53,7 @@ def grid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None:
     task = env.unwrapped
     if not isinstance(task, GridWorld):
         return None
+    _no_tail_value(config, "grid worlds")
     log_preference = grid_log_preferences(task, config.preference, config.preference_precision)
     return TaskPlanning(lambda data: grid_encoding(task),
                         lambda model, seed: EFEPlanner(model, log_preference, config, seed=seed))
@@ -61,9 +64,15 @@ def control_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
     ``make_planner`` takes one world model or an ensemble (a list) for the parameter information gain."""
     if not isinstance(env, ControlTask):
         return None
+    _no_tail_value(config, "control tasks")
     preference = control_preference(env.family, config.continuous)
     return TaskPlanning(lambda data: control_encoding(env, data),
                         lambda models, seed: ContinuousPlanner(models, preference, env.action_space, config, seed))
+
+
+def _no_tail_value(config: PlannerConfig, family: str) -> None:
+    if config.tail_value:
+        raise ValueError(f"planner.tail_value is implemented for MiniGrid only, not for {family}")
 
 
 def _find_wrapper(env: gym.Env, kind: type) -> Any:
