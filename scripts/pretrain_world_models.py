@@ -9,6 +9,7 @@ the warm-up interactions to the agent.
     python scripts/pretrain_world_models.py --env grid4x4 --interactions 2000 --seeds 0 1 2 3 4 --out runs/pre4
     python scripts/pretrain_world_models.py --env MiniGrid-Empty-8x8-v0 --env-option obs_floor=true \
         --env-option obs_mode=state --model minigrid_tiny --interactions 20000 --out runs/mg/empty8
+    python scripts/pretrain_world_models.py --resume --out runs/mg/empty8 train.steps=20000   # train on to 20000
 """
 from __future__ import annotations
 
@@ -21,8 +22,27 @@ import torch
 from omegaconf import OmegaConf
 
 from diffaif.agents import make_agent
+from diffaif.config import build_config
+from diffaif.data.encoding import TaskEncoding
+from diffaif.data.episodes import load_episodes
 from diffaif.envs import make_env
 from diffaif.experiments.compare import derived_seed
+from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
+
+
+def resume(run_dir: Path, world_model: dict, device: str) -> dict:
+    """Continue the training in ``run_dir/train0`` from its checkpoint up to ``train.steps`` (the
+    overrides' value); the learning-rate schedule is the one for the new total, at the resumed step."""
+    run = run_dir / "train0"
+    config = build_config(WorldModelConfig, [run / "config.yaml", world_model])
+    encoding = TaskEncoding.from_dict(json.loads((run / "encoding.json").read_text()))
+    began = time.perf_counter()
+    train_world_model(load_episodes(run / EPISODES_FILE), encoding, config.model, config.train, run, resume=True,
+                      progress=False)
+    record = json.loads((run_dir / "pretrain.json").read_text())
+    record.setdefault("resumed", []).append({"to_steps": config.train.steps, "device": device,
+                                             "train_seconds": round(time.perf_counter() - began, 1)})
+    return record
 
 
 def main() -> None:
@@ -30,7 +50,9 @@ def main() -> None:
     parser.add_argument("--env", default="grid4x4")
     parser.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
                         help="env keyword argument (as in the comparison's env_kwargs), repeatable")
-    parser.add_argument("--interactions", type=int, required=True, help="random-policy warm-up steps per seed")
+    parser.add_argument("--interactions", type=int, help="random-policy warm-up steps per seed")
+    parser.add_argument("--resume", action="store_true",
+                        help="train each seed's existing run in --out on from its checkpoint to train.steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--base-seed", type=int, default=0, help="the comparison's --seed")
     parser.add_argument("--model", default="tiny", help="configs/model/<preset>.yaml")
@@ -38,10 +60,17 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="world-model overrides, e.g. train.steps=500")
     args = parser.parse_args()
+    if (args.interactions is None) != args.resume:
+        parser.error("give --interactions for a new run, or --resume (without it) to continue one")
     world_model = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
     env_kwargs = OmegaConf.to_container(OmegaConf.from_dotlist(args.env_option))
     for s in args.seeds:
         run_dir = Path(args.out) / f"seed{s}"
+        if args.resume:
+            record = resume(run_dir, world_model, args.device)
+            (run_dir / "pretrain.json").write_text(json.dumps(record, indent=2))
+            print(json.dumps(record))
+            continue
         env = make_env(args.env, **env_kwargs)
         agent = make_agent("aif", env, seed=args.base_seed + s,
                            overrides={"model_preset": args.model, "world_model": world_model,
