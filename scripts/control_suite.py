@@ -8,11 +8,11 @@ as many environment steps as the active-inference agent used in all (warm-up + e
 from which it keeps learning) and evaluated on the same episodes; MountainCar is run once more
 without information gain. Writes under ``--out`` (default ``runs/control``): one harness run
 directory per task and variant, ``summary.json``, ``table.md`` (return mean ± std over seeds of
-the per-seed mean return, success rate, environment steps used, decision time; MountainCar:
-evaluated episodes to the first success) and ``<task>_returns.png`` (learning curves: return per
-evaluated episode, mean over seeds).
+the per-seed mean return and of the last evaluated episode's return, success rate, environment
+steps used, decision time; evaluated episodes to the first success) and ``<task>_returns.png``
+(learning curves: return per evaluated episode, mean over seeds).
 
-    OMP_NUM_THREADS=1 python scripts/control_suite.py --tasks cartpole,pendulum,mountaincar --seeds 5
+    OMP_NUM_THREADS=1 python scripts/control_suite.py --tasks cartpole,pendulum,mountaincar seeds=5
     python scripts/control_suite.py --tasks cartpole seeds=2 episodes=2     # dotted CompareConfig overrides
 """
 from __future__ import annotations
@@ -53,6 +53,9 @@ def run(config: CompareConfig) -> dict:
         stats["seed_mean_return"] = float(np.mean([np.mean(r) for r in per_seed]))
         stats["seed_std_return"] = float(np.std([np.mean(r) for r in per_seed], ddof=1)) if len(seeds) > 1 else 0.0
         stats["episodes_to_first_success"] = [next((i + 1 for i, ok in enumerate(s) if ok), None) for s in successes]
+        last = [r[-1] for r in per_seed]   # the last evaluated episode: after all the learning the run allows
+        stats["last_episode_return"] = float(np.mean(last))
+        stats["last_episode_std"] = float(np.std(last, ddof=1)) if len(seeds) > 1 else 0.0
     return summary
 
 
@@ -76,13 +79,15 @@ def plot_returns(path: Path, task: str, runs: dict[str, dict]) -> None:
 
 
 def format_rows(results: dict[str, dict[str, dict]]) -> str:
-    lines = ["| task | agent | return (mean ± std over seeds) | success | env steps | seeds × episodes | "
-             "first success (episode, per seed) | decision ms (median) |", "|" + "---|" * 8]
+    lines = ["| task | agent | return (mean ± std over seeds) | last episode's return | success | env steps | "
+             "seeds × episodes | first success (episode, per seed) | decision ms (median) |", "|" + "---|" * 9]
     for task, runs in results.items():
         for label, s in runs.items():
             first = ", ".join("-" if e is None else str(e) for e in s["episodes_to_first_success"])
             ms = s.get("decision_ms_median")
-            lines.append(f"| {task} | {label} | {s['seed_mean_return']:.1f} ± {s['seed_std_return']:.1f} | "
+            last = (f"{s['last_episode_return']:.1f} ± {s['last_episode_std']:.1f}" if "last_episode_return" in s
+                    else "-")
+            lines.append(f"| {task} | {label} | {s['seed_mean_return']:.1f} ± {s['seed_std_return']:.1f} | {last} | "
                          f"{s['success_rate']:.2f} | {s['env_steps']:.0f} | {s['seeds']} × "
                          f"{s['episodes'] // s['seeds']} | {first} | {'-' if ms is None else f'{ms:.0f}'} |")
     return "\n".join(lines) + "\n"

@@ -105,6 +105,20 @@ def test_bad_preference_and_config_keys_are_named():
         agent_config("aif", {"planner": {"continuous": {"not_a_key": 1}}})
     with pytest.raises(ValueError, match="no preference for task family 'acrobot'"):
         control_preference("acrobot", ContinuousConfig())
+    with pytest.raises(ValueError, match="3 dimensions"):
+        control_preference("pendulum", ContinuousConfig(preference_scales=[1.0, 1.0]))
+    with pytest.raises(ValueError, match="preference_scales must be > 0"):
+        ContinuousConfig(preference_scales=[0.0, 1.0, 1.0])
+
+
+def test_preference_scales_replace_the_presets_and_inf_drops_a_dimension():
+    config = agent_config("aif", {"planner": {"continuous": {"preference_scales": [1.0, math.inf, 0.1, math.inf]}}})
+    cartpole = control_preference("cartpole", config.planner.continuous)
+    assert cartpole.scale == (1.0, math.inf, 0.1, math.inf) and cartpole.target == (0.0,) * 4
+    slow, fast = cartpole.log_density(torch.tensor([[0.5, 0.0, 0.05, 0.0], [0.5, 3.0, 0.05, -3.0]]), 1.0).tolist()
+    assert slow == pytest.approx(fast)                                    # no preference on the speeds
+    assert slow == pytest.approx(-0.5 * (0.5**2 + 0.5**2) + gaussian_log_preference(
+        torch.zeros(1, 2), torch.zeros(2), torch.tensor([1.0, 100.0]), torch.tensor([False, False])).item())
 
 
 # ---- continuous EFE maths -------------------------------------------------------------------------
@@ -192,6 +206,22 @@ def test_aif_runs_an_episode_on_cartpole(tmp_path):
         agent.observe(action, reward, obs, terminated, truncated, info)
         done, steps = terminated or truncated, steps + 1
     assert math.isfinite(agent._surprise[-1]) and agent.data.n_interactions == 120 + steps
+
+
+def test_discrete_random_shooting_keeps_the_previous_plan_shifted(tmp_path):
+    env = make_env("CartPole-v1", max_episode_steps=8)
+    overrides = {**TINY_AIF, "run_dir": str(tmp_path),
+                 "planner": {**TINY_AIF["planner"], "policies": {"kind": "random", "horizon": 3, "n_candidates": 5}}}
+    agent = make_agent("aif", env, seed=0, overrides=overrides)
+    agent.warm_up(env, 60, seed=1)
+    obs, info = env.reset(seed=3)
+    agent.reset(obs, info)
+    first = agent.planner.plan([obs], [])
+    assert agent.planner._previous is not None
+    chosen = first.policies[first.chosen]
+    second = agent.planner.plan([obs, obs], [first.action])
+    reused = second.policies[-2:]                                        # one per completing action
+    assert torch.equal(reused[:, :2], chosen[1:].expand(2, 2)) and reused[:, 2].tolist() == [0, 1]
 
 
 def test_aif_ensemble_on_pendulum_reports_novelty(tmp_path):

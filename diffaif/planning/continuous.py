@@ -17,13 +17,14 @@ information gain ``H[mixture] − mean_m H[member m]`` of the predicted observat
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, repeat
 
 from diffaif.data.encoding import PartSpec, TaskEncoding
 from diffaif.data.episodes import EpisodeData
@@ -45,7 +46,10 @@ class ContinuousConfig:
     entropy: "gaussian" (Gaussian fit) or "knn" (Kozachenko–Leonenko, ``knn_k`` neighbours);
     info_gain_weight, novelty_weight: w_ig and w_nov in G (novelty needs an ensemble of world models);
     cem_init_std: Box CEM's initial standard deviation as a fraction of the half-range of the actions;
-    warm_start: Box CEM starts from the previous decision's mean shifted by one step.
+    warm_start: Box CEM starts from the previous decision's mean shifted by one step; discrete random
+    shooting keeps the previous decision's chosen sequence, shifted, among its candidates;
+    preference_scales: per-dimension σ_j replacing the preference's own (``.inf``: no preference on
+    dimension j; the targets stay the task's).
     """
 
     preference: str = "auto"
@@ -55,12 +59,15 @@ class ContinuousConfig:
     novelty_weight: float = 1.0
     cem_init_std: float = 0.5
     warm_start: bool = True
+    preference_scales: Optional[list[float]] = None
 
     def __post_init__(self):
         if self.preference != "auto" and self.preference not in PREFERENCES:
             raise ValueError(f"unknown preference {self.preference!r}; valid: 'auto' or {sorted(PREFERENCES)}")
         if self.entropy not in ENTROPY_ESTIMATORS:
             raise ValueError(f"unknown entropy estimator {self.entropy!r}; valid estimators: {ENTROPY_ESTIMATORS}")
+        if self.preference_scales is not None and not all(s > 0 for s in self.preference_scales):
+            raise ValueError(f"preference_scales must be > 0 (inf: no preference), got {self.preference_scales}")
         if self.knn_k < 1 or self.cem_init_std <= 0:
             raise ValueError(f"knn_k must be >= 1 and cem_init_std > 0, got {self.knn_k}, {self.cem_init_std}")
 
@@ -86,9 +93,11 @@ class GaussianPreference:
 
 def cartpole_preference() -> GaussianPreference:
     """CartPole (x, ẋ, θ, θ̇): upright (θ = 0, σ 0.05 rad: the pole falls at 0.21) and centred
-    (x = 0, σ 0.5: the track ends at ±2.4), moving slowly (ẋ, θ̇ = 0; σ 0.5 m/s, 0.5 rad/s: fast
-    states are rare in random data, where the world model is least accurate)."""
-    return GaussianPreference((0.0, 0.0, 0.0, 0.0), (0.5, 0.5, 0.05, 0.5), (False,) * 4)
+    (x = 0, σ 0.5: the track ends at ±2.4); no preference on the speeds. (A preference for slow
+    speeds, σ 0.5, made even a planner with the true simulator drop the pole: catching it needs a fast
+    cart. Planning on the true dynamics with 32 random 10-step sequences gave 500 in 6 of 6 episodes
+    with these scales, 386-486 with speed preferences or other position scales.)"""
+    return GaussianPreference((0.0, 0.0, 0.0, 0.0), (0.5, float("inf"), 0.05, float("inf")), (False,) * 4)
 
 
 def mountaincar_preference() -> GaussianPreference:
@@ -112,7 +121,13 @@ def control_preference(family: str, config: ContinuousConfig) -> GaussianPrefere
     if name not in PREFERENCES:
         raise ValueError(f"no preference for task family {name!r}; set planner.continuous.preference to one of "
                          f"{sorted(PREFERENCES)}")
-    return PREFERENCES[name]()
+    preference = PREFERENCES[name]()
+    if config.preference_scales is None:
+        return preference
+    if len(config.preference_scales) != len(preference.target):
+        raise ValueError(f"preference_scales has {len(config.preference_scales)} entries, the {name} preference "
+                         f"{len(preference.target)} dimensions")
+    return dataclasses.replace(preference, scale=tuple(float(s) for s in config.preference_scales))
 
 
 # ---- encoding ------------------------------------------------------------------------------------
@@ -239,6 +254,7 @@ class ContinuousPlanner:
             self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed)
         self._cem_mean: torch.Tensor | None = None
+        self._previous: torch.Tensor | None = None   # discrete: the last decision's chosen sequence (H,)
 
     def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
         """Raw values of a continuous ``part``: (..., D) standardised tokens → (..., d)."""
@@ -292,7 +308,10 @@ class ContinuousPlanner:
     def _propose(self, score) -> Proposal:
         pc = self.config.policies
         if self.discrete:
-            return propose_policies(pc, self.n_actions, self.generator, score)
+            proposal = propose_policies(pc, self.n_actions, self.generator, score)
+            if pc.kind != "random" or not self.continuous.warm_start or self._previous is None:
+                return proposal
+            return Proposal(self._with_previous(proposal.policies), None)
         if pc.kind == "random":
             return Proposal(uniform_policies(pc.n_candidates, self.horizon, self.low, self.high, self.generator), None)
         mean = torch.zeros(self.horizon, self.low.shape[0]) + (self.low + self.high) / 2
@@ -304,13 +323,22 @@ class ContinuousPlanner:
                                                 self.generator)
         return proposal
 
+    def _with_previous(self, policies: torch.Tensor) -> torch.Tensor:
+        """Discrete random shooting with warm start: the last ``n_actions`` of the K random sequences
+        are replaced by the previous decision's chosen sequence shifted by one step and completed by
+        each action (receding-horizon reuse: the plan found a step ago stays a candidate)."""
+        n = min(self.n_actions, len(policies))
+        kept = repeat(self._previous[1:], "h -> n h", n=n)
+        reused = torch.cat([kept, torch.arange(n, dtype=policies.dtype)[:, None]], 1)
+        return torch.cat([policies[:len(policies) - n], reused])
+
     def learn(self, data: EpisodeData) -> None:
         """Nothing but the world model is learned from the data set here."""
 
     def plan(self, observations: Sequence[Any], actions: Sequence[Any]) -> ContinuousPlan:
         """Propose and score candidates; act on the first action of π ~ / argmax ``softmax(−γ G)``."""
         if len(observations) == 1:  # a new episode: nothing to warm-start from
-            self._cem_mean = None
+            self._cem_mean = self._previous = None
         last: dict = {}
 
         def score(policies: torch.Tensor) -> torch.Tensor:
@@ -330,6 +358,7 @@ class ContinuousPlanner:
         else:
             chosen = int(torch.multinomial(probs, 1, generator=self.generator))
         first = policies[chosen, 0]
+        self._previous = policies[chosen].clone() if self.discrete else None
         action = int(first) if self.discrete else first.numpy().astype(np.float32)
         return ContinuousPlan(action, probs, policies, terms, chosen, last["next_obs"][rows[chosen]], self.encoding,
                               self.n_actions if self.discrete else None)
