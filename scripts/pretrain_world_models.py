@@ -23,11 +23,11 @@ from omegaconf import OmegaConf
 
 from diffaif.agents import make_agent
 from diffaif.config import build_config
-from diffaif.data.encoding import TaskEncoding
 from diffaif.data.episodes import load_episodes
 from diffaif.envs import make_env
 from diffaif.experiments.compare import derived_seed
-from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
+from diffaif.model.train import EPISODES_FILE, MODEL_DIR, WorldModelConfig, train_world_model
+from diffaif.model.world_model import WorldModel
 
 
 def resume(run_dir: Path, world_model: dict, device: str) -> dict:
@@ -35,10 +35,9 @@ def resume(run_dir: Path, world_model: dict, device: str) -> dict:
     overrides' value); the learning-rate schedule is the one for the new total, at the resumed step."""
     run = run_dir / "train0"
     config = build_config(WorldModelConfig, [run / "config.yaml", world_model])
-    encoding = TaskEncoding.from_dict(json.loads((run / "encoding.json").read_text()))
     began = time.perf_counter()
-    train_world_model(load_episodes(run / EPISODES_FILE), encoding, config.model, config.train, run, resume=True,
-                      progress=False)
+    train_world_model(load_episodes(run / EPISODES_FILE), WorldModel.load(run / MODEL_DIR).encoding, config.model,
+                      config.train, run, resume=True, progress=False)
     record = json.loads((run_dir / "pretrain.json").read_text())
     record.setdefault("resumed", []).append({"to_steps": config.train.steps, "device": device,
                                              "train_seconds": round(time.perf_counter() - began, 1)})

@@ -187,18 +187,23 @@ class DiffusionAIFAgent(Agent):
         if self._recording:
             self.data.append_transition(action, reward, terminated, truncated, info["state"], next_observation)
         self._since_retrain += 1
-        if terminated or truncated:
+        done = terminated or truncated
+        if done:
             self._episodes_done += 1
-            if self._recording:
-                self.planner.learn(self.data)
-            if self.config.retrain == "episodes" and self._episodes_done % self.config.retrain_every == 0:
-                self.train(self.config.retrain_steps)
-                return
-        if self.config.retrain == "steps" and self._since_retrain >= self.config.retrain_every:
-            self.train(self.config.retrain_steps)
-        elif (self.config.retrain == "surprise" and len(self._surprise) >= self.config.retrain_every
-              and np.mean(self._surprise[-self.config.retrain_every:]) > self.config.surprise_threshold):
-            self.train(self.config.retrain_steps)
+        if self._retrain_due(done):
+            self.train(self.config.retrain_steps)   # also refits the planner on the grown data set
+        elif done and self._recording:
+            self.planner.learn(self.data)
+
+    def _retrain_due(self, episode_done: bool) -> bool:
+        """Whether the configured retraining rule fires after this step."""
+        rule, every = self.config.retrain, self.config.retrain_every
+        if rule == "episodes":
+            return episode_done and self._episodes_done % every == 0
+        if rule == "steps":
+            return self._since_retrain >= every
+        return (rule == "surprise" and len(self._surprise) >= every
+                and bool(np.mean(self._surprise[-every:]) > self.config.surprise_threshold))
 
     def step_log(self) -> dict[str, Any]:
         """Per-step log: the planner's record of the decision (``log()`` of its plan) and its time."""

@@ -135,15 +135,17 @@ def _sb3_class(algorithm: str):
 class SB3Agent(Agent):
     """An SB3 algorithm trained in ``warm_up``; acts on its deterministic policy (``model``: the SB3 model).
 
-    Subclasses name the ``algorithm`` and the ``action_space_type`` it needs.
+    Subclasses name the ``algorithm``, the ``action_space_type`` it needs and its ``config_class``
+    (the default configuration).
     """
 
     algorithm: str
     action_space_type: type[gym.Space]
+    config_class: type
 
     def __init__(self, env: gym.Env, seed: int | None = None, config: Any = None):
         super().__init__(env, seed)
-        self.config = config
+        self.config = config = config if config is not None else self.config_class()
         if not isinstance(env.action_space, self.action_space_type):
             raise ValueError(f"{type(self).__name__} needs a {self.action_space_type.__name__} action space, "
                              f"got {env.action_space}")
@@ -178,9 +180,10 @@ class DQNAgent(SB3Agent):
     name = "dqn"
     algorithm = "DQN"
     action_space_type = gym.spaces.Discrete
+    config_class = DQNConfig
 
     def __init__(self, env: gym.Env, seed: int | None = None, config: DQNConfig | None = None):
-        super().__init__(env, seed, config if config is not None else DQNConfig())
+        super().__init__(env, seed, config)
         self._last_q = np.zeros(env.action_space.n)
 
     def q_values(self, observation: Any) -> np.ndarray:
@@ -208,9 +211,7 @@ class SACAgent(SB3Agent):
     name = "sac"
     algorithm = "SAC"
     action_space_type = gym.spaces.Box
-
-    def __init__(self, env: gym.Env, seed: int | None = None, config: SACConfig | None = None):
-        super().__init__(env, seed, config if config is not None else SACConfig())
+    config_class = SACConfig
 
 
 __all__ = ["DQNAgent", "DQNConfig", "SACAgent", "SACConfig", "SB3Agent"]

@@ -35,15 +35,11 @@ def observed_transitions(data: EpisodeData) -> tuple[np.ndarray, np.ndarray, np.
         raise ValueError(f"a tail value needs categorical (integer) observations, got dtype {obs.dtype}")
     nodes, index = np.unique(obs, axis=0, return_inverse=True)
     index = index.reshape(-1)
-    source, target = [], []
-    for (a, b), terminated in zip(data.episode_bounds(), data.episode_terminated()):
-        source.append(index[a:b - 1])
-        target.append(index[a + 1:b])
-        if terminated:
-            source.append(index[b - 1:b])
-            target.append(index[b - 1:b])
-    return nodes, np.concatenate(source), np.concatenate(target)
-
+    last = np.append(data.episode_starts[1:], data.n_steps) - 1      # each episode's final row
+    steps = np.setdiff1d(np.arange(data.n_steps), last)               # rows with a successor in their episode
+    absorbing = last[data.episode_terminated()]
+    return (nodes, np.concatenate([index[steps], index[absorbing]]),
+            np.concatenate([index[steps + 1], index[absorbing]]))
 
 def tail_values(cost: torch.Tensor, source: torch.Tensor, target: torch.Tensor, discount: float,
                 tolerance: float = 1e-6, max_iterations: int = 10_000) -> torch.Tensor:
