@@ -9,7 +9,8 @@ from diffaif.agents import AGENTS, agent_config, make_agent
 from diffaif.config import ConfigError
 from diffaif.envs import ControlTask, make_env
 from diffaif.experiments.compare import CompareConfig, run_comparison
-from diffaif.planning.continuous import (ContinuousConfig, control_preference, gaussian_cem,
+from diffaif.data.episodes import EpisodeData
+from diffaif.planning.continuous import (ContinuousConfig, control_encoding, control_preference, gaussian_cem,
                                          uniform_policies)
 from diffaif.planning.efe import (continuous_entropy, continuous_expected_free_energy, ensemble_information_gain,
                                   gaussian_log_preference)
@@ -74,6 +75,25 @@ def test_sensor_noise_and_any_control_id():
         make_env("Pendulum-v1", obs_noise=-1.0)
     with pytest.raises(ValueError, match="NoSuchEnv"):
         make_env("control:NoSuchEnv-v0")
+
+
+def test_standardisation_scale_is_floored_by_the_bounded_observation_range():
+    states = np.zeros((11, 4))
+    states[:, 0] = np.linspace(-0.1, 0.1, 11)         # the cart barely moves, as under a random policy
+    states[:, 1:] = np.random.default_rng(0).normal(0.0, 2.0, (11, 3))
+    data = EpisodeData(states, states.copy(), np.zeros(11, np.int64), np.zeros(11), np.zeros(11, bool),
+                       np.zeros(11, bool), np.array([0]))
+    for noise in (0.0, 0.1):                           # sensor noise widens the space to ±inf; the floor stays
+        env = make_env("CartPole-v1", obs_noise=noise)
+        data_std = np.std(states, axis=0)
+        for part in ("state", "obs"):
+            std = np.array(control_encoding(env, data, min_scale=0.25).parts[part].std)
+            # x: 0.25 × 4.8 (the bound) beats the data's 0.063; θ's floor 0.25 × 0.419 is below its data σ;
+            # the speeds are unbounded and keep the data's σ
+            assert std == pytest.approx([1.2, data_std[1], data_std[2], data_std[3]], rel=1e-5)
+            assert control_encoding(env, data).parts[part].std == pytest.approx(tuple(data_std))
+    with pytest.raises(ValueError, match="min_scale"):
+        ContinuousConfig(min_scale=-1.0)
 
 
 # ---- preferences ----------------------------------------------------------------------------------

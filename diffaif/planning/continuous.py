@@ -49,7 +49,11 @@ class ContinuousConfig:
     warm_start: Box CEM starts from the previous decision's mean shifted by one step; discrete random
     shooting keeps the previous decision's chosen sequence, shifted, among its candidates;
     preference_scales: per-dimension σ_j replacing the preference's own (``.inf``: no preference on
-    dimension j; the targets stay the task's).
+    dimension j; the targets stay the task's);
+    min_scale: the standardisation's σ_j is at least ``min_scale`` × the half-range of the observation
+    space's dimension j where it is bounded (``control_encoding``), so that states the random warm-up
+    never reached (CartPole's cart a metre off centre, MountainCar at the flag) lie a few units from
+    the data, not tens of its standard deviations; 0 keeps the data's σ_j.
     """
 
     preference: str = "auto"
@@ -60,6 +64,7 @@ class ContinuousConfig:
     cem_init_std: float = 0.5
     warm_start: bool = True
     preference_scales: Optional[list[float]] = None
+    min_scale: float = 0.25
 
     def __post_init__(self):
         if self.preference != "auto" and self.preference not in PREFERENCES:
@@ -68,8 +73,9 @@ class ContinuousConfig:
             raise ValueError(f"unknown entropy estimator {self.entropy!r}; valid estimators: {ENTROPY_ESTIMATORS}")
         if self.preference_scales is not None and not all(s > 0 for s in self.preference_scales):
             raise ValueError(f"preference_scales must be > 0 (inf: no preference), got {self.preference_scales}")
-        if self.knn_k < 1 or self.cem_init_std <= 0:
-            raise ValueError(f"knn_k must be >= 1 and cem_init_std > 0, got {self.knn_k}, {self.cem_init_std}")
+        if self.knn_k < 1 or self.cem_init_std <= 0 or self.min_scale < 0:
+            raise ValueError(f"knn_k must be >= 1, cem_init_std > 0 and min_scale >= 0, got {self.knn_k}, "
+                             f"{self.cem_init_std}, {self.min_scale}")
 
 
 # ---- preferences ---------------------------------------------------------------------------------
@@ -131,8 +137,9 @@ def control_preference(family: str, config: ContinuousConfig) -> GaussianPrefere
 
 
 # ---- encoding ------------------------------------------------------------------------------------
-def control_encoding(env: gym.Env, data: EpisodeData) -> TaskEncoding:
-    """State and observation continuous, standardised by ``data``; action categorical (Discrete) or
+def control_encoding(env: gym.Env, data: EpisodeData, min_scale: float = 0.0) -> TaskEncoding:
+    """State and observation continuous, standardised by ``data`` with σ_j ≥ ``min_scale`` × half-range
+    of the observation space's dimension j where it is bounded; action categorical (Discrete) or
     continuous (Box, standardised by the actions in ``data``)."""
     obs_dim = int(env.observation_space.shape[0])
     space = env.action_space
@@ -147,7 +154,13 @@ def control_encoding(env: gym.Env, data: EpisodeData) -> TaskEncoding:
     stats = {"state": data.states, "obs": data.observations}
     if action.kind == "continuous":
         stats["action"] = data.actions
-    return encoding.fitted(**stats)
+    encoding = encoding.fitted(**stats)
+    # the wrapped env's own bounds: ControlTask widens the observation space to ±inf under sensor noise
+    bounds = env.unwrapped.observation_space
+    half_range = np.where(np.isfinite(bounds.high - bounds.low), (bounds.high - bounds.low) / 2, 0.0)
+    floor = min_scale * half_range.astype(np.float64)
+    return TaskEncoding([dataclasses.replace(spec, std=tuple(np.maximum(spec.std, floor).tolist()))
+                         if spec.name in ("state", "obs") else spec for spec in encoding.parts.values()])
 
 
 # ---- candidate action sequences for Box actions --------------------------------------------------

@@ -66,7 +66,7 @@ def control_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
         return None
     _no_tail_value(config, "control tasks")
     preference = control_preference(env.family, config.continuous)
-    return TaskPlanning(lambda data: control_encoding(env, data),
+    return TaskPlanning(lambda data: control_encoding(env, data, config.continuous.min_scale),
                         lambda models, seed: ContinuousPlanner(models, preference, env.action_space, config, seed))
 
 
