@@ -1,12 +1,16 @@
 """The classic-control suite: CartPole-v1, Pendulum-v1, MountainCar-v0 with EFE planning against
-SB3 baselines at the same environment-step budget, and MountainCar with / without the ensemble's
-parameter information gain.
+SB3 baselines at the same environment-step budget (and, optionally, at their published budget), and
+MountainCar with / without the ensemble's parameter information gain.
 
 For each task (``configs/experiments/<task>.yaml``) it runs the comparison harness for the
 active-inference agent and random; then the task's SB3 baseline (``baseline`` below) is trained for
 as many environment steps as the active-inference agent used in all (warm-up + evaluated episodes,
 from which it keeps learning) and evaluated on the same episodes; MountainCar is run once more
-without information gain. Writes under ``--out`` (default ``runs/control``): one harness run
+without information gain. ``--published-budget`` also trains the baseline for the budget
+rl-baselines3-zoo publishes for the task (``PUBLISHED_BUDGET``; its hyperparameters are
+``agent.<baseline>`` in the task config) and evaluates it on the same episodes, labelled e.g.
+"dqn (published budget 50000)"; ``--published-only`` runs just that, adding its row to the task's
+rows already in ``--out``. Writes under ``--out`` (default ``runs/control``): one harness run
 directory per task and variant, ``summary.json``, ``table.md`` (return mean ± std over seeds of
 the per-seed mean return and of the last evaluated episode's return, success rate, environment
 steps used, decision time; evaluated episodes to the first success) and ``<task>_returns.png``
@@ -14,6 +18,7 @@ steps used, decision time; evaluated episodes to the first success) and ``<task>
 
     OMP_NUM_THREADS=1 python scripts/control_suite.py --tasks cartpole,pendulum,mountaincar seeds=5
     python scripts/control_suite.py --tasks cartpole seeds=2 episodes=2     # dotted CompareConfig overrides
+    OMP_NUM_THREADS=1 python scripts/control_suite.py --published-only --out runs/control_published seeds=5 episodes=10
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ from diffaif.experiments.compare import CompareConfig, run_comparison  # noqa: E
 
 TASKS = ("cartpole", "pendulum", "mountaincar")
 BASELINE = {"cartpole": "dqn", "pendulum": "sac", "mountaincar": "dqn"}
+# rl-baselines3-zoo's n_timesteps for BASELINE[task] (hyperparams/dqn.yml, sac.yml)
+PUBLISHED_BUDGET = {"cartpole": 50_000, "pendulum": 20_000, "mountaincar": 120_000}
 # MountainCar's ablation: one world model, no parameter information gain
 NO_NOVELTY = {"agent": {"aif": {"ensemble": 1, "planner": {"continuous": {"novelty_weight": 0.0}}}}}
 
@@ -57,6 +64,25 @@ def run(config: CompareConfig) -> dict:
         stats["last_episode_return"] = float(np.mean(last))
         stats["last_episode_std"] = float(np.std(last, ddof=1)) if len(seeds) > 1 else 0.0
     return summary
+
+
+def run_baseline(config: CompareConfig, task: str, budget: int, out: Path) -> dict:
+    """The task's SB3 baseline trained for ``budget`` env steps, then evaluated on ``config``'s episodes."""
+    name = BASELINE[task]
+    return run(dataclasses.replace(config, agents=[name], warmup_steps=budget, out=str(out)))["agents"][name]
+
+
+def run_agents(config: CompareConfig, task: str, out: Path, same_budget: bool) -> dict[str, dict]:
+    """The configured agents, MountainCar's ablation and (``same_budget``) the baseline at the AIF agent's budget."""
+    runs = dict(run(config)["agents"])
+    if task == "mountaincar":
+        variant = with_overrides(dataclasses.replace(config, agents=["aif"], out=str(out / f"{task}_no_novelty")),
+                                 NO_NOVELTY)
+        runs["aif (no info gain)"] = run(variant)["agents"]["aif"]
+    if same_budget and "aif" in runs:
+        budget = math.ceil(runs["aif"]["env_steps"])  # the AIF agent's warm-up + the episodes it learned from
+        runs[f"{BASELINE[task]} (same budget)"] = run_baseline(config, task, budget, out / f"{task}_{BASELINE[task]}")
+    return runs
 
 
 def with_overrides(config: CompareConfig, overrides: dict) -> CompareConfig:
@@ -97,7 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {TASKS}")
     parser.add_argument("--out", default="runs/control")
-    parser.add_argument("--skip-baseline", action="store_true", help="run only the configured agents")
+    parser.add_argument("--skip-baseline", action="store_true", help="no same-budget baseline")
+    parser.add_argument("--published-budget", action="store_true",
+                        help="also train the SB3 baseline for its published (rl-zoo) budget")
+    parser.add_argument("--published-only", action="store_true",
+                        help="only the published-budget baseline, added to the task's rows already in --out")
     parser.add_argument("overrides", nargs="*", help="dotted CompareConfig overrides, e.g. seeds=3")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
@@ -110,17 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     for task in tasks:
         config = build_config(CompareConfig, [CONFIG_DIR / "experiments" / f"{task}.yaml"], args.overrides)
         config = dataclasses.replace(config, out=str(out / task))
-        summary = run(config)
-        runs = dict(summary["agents"])
-        if task == "mountaincar":
-            variant = with_overrides(dataclasses.replace(config, agents=["aif"], out=str(out / f"{task}_no_novelty")),
-                                     NO_NOVELTY)
-            runs["aif (no info gain)"] = run(variant)["agents"]["aif"]
-        if not args.skip_baseline and "aif" in runs:
-            budget = math.ceil(runs["aif"]["env_steps"])  # the AIF agent's warm-up + the episodes it learned from
-            baseline = dataclasses.replace(config, agents=[BASELINE[task]], warmup_steps=budget,
-                                           out=str(out / f"{task}_{BASELINE[task]}"))
-            runs[f"{BASELINE[task]} (same budget)"] = run(baseline)["agents"][BASELINE[task]]
+        if args.published_only:
+            runs = results.get(task, {})  # this task's earlier rows in --out, if any
+        else:
+            runs = run_agents(config, task, out, same_budget=not args.skip_baseline)
+        if args.published_budget or args.published_only:
+            budget, name = PUBLISHED_BUDGET[task], BASELINE[task]
+            runs[f"{name} (published budget {budget})"] = run_baseline(config, task, budget,
+                                                                       out / f"{task}_{name}_published")
         results[task] = runs
         plot_returns(out / f"{task}_returns.png", task, runs)
         out.mkdir(parents=True, exist_ok=True)

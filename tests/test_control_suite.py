@@ -1,0 +1,59 @@
+"""scripts/control_suite.py: the baselines' rl-zoo hyperparameters and the published-budget run (fast, CPU)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from diffaif.agents import agent_config
+from diffaif.config import CONFIG_DIR, build_config
+from diffaif.experiments.compare import CompareConfig
+
+pytest.importorskip("stable_baselines3")
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+# rl-baselines3-zoo hyperparams/dqn.yml and sac.yml (the values the task configs must give the baseline)
+RL_ZOO = {
+    "cartpole": {"learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000, "learning_starts": 1000,
+                 "gamma": 0.99, "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128,
+                 "exploration_fraction": 0.16, "exploration_final_eps": 0.04, "net_arch": [256, 256]},
+    "mountaincar": {"learning_rate": 4e-3, "batch_size": 128, "buffer_size": 10_000, "learning_starts": 1000,
+                    "gamma": 0.98, "target_update_interval": 600, "train_freq": 16, "gradient_steps": 8,
+                    "exploration_fraction": 0.2, "exploration_final_eps": 0.07, "net_arch": [256, 256]},
+    "pendulum": {"learning_rate": 1e-3, "batch_size": 256, "learning_starts": 100, "tau": 0.005, "gamma": 0.99,
+                 "train_freq": 1, "gradient_steps": 1, "ent_coef": "auto", "net_arch": [256, 256]},
+}
+
+
+@pytest.fixture
+def suite(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import control_suite
+    return control_suite
+
+
+@pytest.mark.parametrize("task", sorted(RL_ZOO))
+def test_task_config_gives_the_baseline_rl_zoo_hyperparameters(suite, task):
+    config = build_config(CompareConfig, [CONFIG_DIR / "experiments" / f"{task}.yaml"])
+    name = suite.BASELINE[task]
+    baseline = agent_config(name, config.agent.get(name))
+    assert {key: getattr(baseline, key) for key in RL_ZOO[task]} == RL_ZOO[task]
+    if name == "dqn":  # what rl-zoo leaves to SB3's defaults
+        assert (baseline.tau, baseline.exploration_initial_eps, baseline.max_grad_norm) == (1.0, 1.0, 10.0)
+
+
+def test_published_only_adds_its_row_to_the_earlier_ones(suite, tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "PUBLISHED_BUDGET", {"cartpole": 300, "pendulum": 300, "mountaincar": 300})
+    earlier = {"seed_mean_return": 20.0, "seed_std_return": 0.0, "episodes_to_first_success": [None],
+               "success_rate": 0.0, "env_steps": 1020.0, "seeds": 1, "episodes": 1, "returns_per_seed": [[20.0]]}
+    (tmp_path / "summary.json").write_text(json.dumps({"cartpole": {"aif": earlier}}))
+    suite.main(["--published-only", "--tasks", "cartpole,pendulum", "--out", str(tmp_path), "seeds=1", "episodes=1"])
+    results = json.loads((tmp_path / "summary.json").read_text())
+    assert list(results["cartpole"]) == ["aif", "dqn (published budget 300)"]
+    assert list(results["pendulum"]) == ["sac (published budget 300)"]
+    sac = results["pendulum"]["sac (published budget 300)"]
+    assert sac["env_steps"] == 300 + 200   # the trained budget + the evaluated episode (Pendulum: 200 steps)
+    assert (tmp_path / "cartpole_dqn_published" / "episodes.csv").exists()
+    assert not (tmp_path / "cartpole").exists()   # the configured agents did not run
+    table = (tmp_path / "table.md").read_text()
+    assert "| cartpole | aif |" in table and "| pendulum | sac (published budget 300) |" in table
