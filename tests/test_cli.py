@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from diffaif.cli import main
@@ -71,3 +72,31 @@ def test_demo_runs_the_comparison_with_the_aif_agent(tmp_path):
 def test_bad_input_names_the_bad_word(argv, word, capsys):
     assert main(argv) == 2
     assert word in capsys.readouterr().err
+
+
+def test_eval_model_reports_per_dimension_errors_on_a_control_task(tmp_path):
+    assert main(["collect", "--env", "Pendulum-v1", "--episodes", "2", "--out", str(tmp_path / "data")]) == 0
+    assert main(["train", "--env", "Pendulum-v1", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                 *TINY]) == 0
+    assert main(["eval-model", "--run", str(tmp_path / "run"), "--episodes", "2", "--horizon", "3", "--context", "1",
+                 "--samples", "4", "--steps", "2"]) == 0
+    result = json.loads((tmp_path / "run" / "eval_model.json").read_text())
+    # Pendulum never terminates within its 200 steps: 4 windows from each of the 2 episodes
+    assert result["n_windows"] == 8 and result["context"] == 1
+    for key in ("obs_abs_error", "obs_abs_error_persistence", "obs_spread"):
+        values = np.array(result[key])
+        assert values.shape == (3, 3) and np.isfinite(values).all() and (values >= 0).all(), key
+    assert (np.array(result["obs_abs_error_persistence"]) > 0).all()
+
+
+def test_grid_evaluation_of_a_control_model_names_the_right_function(tmp_path):
+    from diffaif.envs import make_env
+    from diffaif.model import WorldModel
+    from diffaif.model.evaluate import evaluate_world_model
+
+    assert main(["collect", "--env", "CartPole-v1", "--episodes", "2", "--out", str(tmp_path / "data")]) == 0
+    assert main(["train", "--env", "CartPole-v1", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                 *TINY]) == 0
+    model = WorldModel.load(tmp_path / "run" / "model")
+    with pytest.raises(ValueError, match="evaluate_continuous_world_model"):
+        evaluate_world_model(model, make_env("CartPole-v1"))

@@ -8,7 +8,7 @@ from diffaif.data import collect_episodes, grid_encoding
 from diffaif.envs import make_env
 from diffaif.model import (ModelConfig, ScoreNet, TrainConfig, TrainingDivergedError, WorldModel, known_window,
                            load_checkpoint, train_world_model)
-from diffaif.model.evaluate import evaluate_world_model, histogram, total_variation
+from diffaif.model.evaluate import _planning_windows, evaluate_world_model, histogram, total_variation
 from diffaif.model.train import random_known_mask, x0_loss
 from diffaif.model.world_model import epsilon_from_output, predicted_x0
 
@@ -201,6 +201,20 @@ def test_evaluate_reports_per_step_metrics(models, env):
     assert len(result["obs_accuracy"]) == 3 and len(result["obs_tvd"]) == 3
     assert all(0 <= a <= 1 for a in result["obs_accuracy"] + result["obs_tvd"])
     assert result["obs_tvd_floor"] == [0.0, 0.0, 0.0]  # grid4x4 is deterministic: one draw is exact
+
+
+def test_continuous_action_windows_stay_within_their_episode():
+    # no uniform draw exists for a Box action beyond a terminated episode's end: such windows are skipped
+    data = collect_episodes(make_env("CartPole-v1"), 3, seed=0)
+    items = _planning_windows(data, context=2, horizon=3, per_episode=50, n_actions=None,
+                              rng=np.random.default_rng(0))
+    lengths = np.diff(np.array(data.episode_bounds()), axis=1)[:, 0]
+    assert len(items) == sum(n - 3 for n in lengths)  # every t in 0..n-4 of each episode, and no other
+    for item in items:
+        a, _ = data.episode_bounds()[item["episode"]]
+        t = a + item["t"]
+        np.testing.assert_array_equal(item["future_obs"], data.observations[t + 1:t + 4])
+        np.testing.assert_array_equal(item["policy"], data.actions[t:t + 3])
 
 
 def test_x0_parametrisation_and_loss(env):

@@ -2,7 +2,9 @@
 
 On held-out random-policy episodes, windows are built as the planner builds them (``known_window``:
 observations and actions up to the present step, the true next actions as the policy); the model's
-samples are compared with what really happened and with the exact Bayes-filter prediction.
+samples are compared with what really happened and, in grid tasks, with the exact Bayes-filter
+prediction (``evaluate_world_model``); continuous observations (control tasks) get per-dimension
+errors against the truth and against predicting no change (``evaluate_continuous_world_model``).
 """
 from __future__ import annotations
 
@@ -33,24 +35,26 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(p - q).sum(axis=-1)
 
 
-def _planning_windows(data: Any, context: int, horizon: int, per_episode: int, n_actions: int,
+def _planning_windows(data: Any, context: int, horizon: int, per_episode: int, n_actions: int | None,
                       rng: np.random.Generator) -> list[dict]:
     """Present steps t of each episode with their history, true next actions and true future.
 
-    After a terminated episode the future is the absorbing final step (actions drawn uniformly);
-    an unterminated episode only offers t with t + horizon within it.
+    After a terminated episode the future is the absorbing final step (actions drawn uniformly from
+    ``n_actions``); an unterminated episode, or any episode when ``n_actions`` is None (continuous
+    actions), only offers t with t + horizon within it.
     """
     items = []
     for e, ((a, b), done) in enumerate(zip(data.episode_bounds(), data.episode_terminated())):
         n = b - a
-        last = n - 1 if done else n - 1 - horizon
+        last = n - 1 if done and n_actions is not None else n - 1 - horizon
         if last < 0:
             continue
         for t in rng.choice(last + 1, size=min(per_episode, last + 1), replace=False):
             rows = np.minimum(np.arange(t, t + horizon + 1), n - 1) + a
             actions = data.actions[rows[:-1]].copy()
             beyond = np.arange(t, t + horizon) >= n - 1
-            actions[beyond] = rng.integers(0, n_actions, size=int(beyond.sum()))
+            if beyond.any():
+                actions[beyond] = rng.integers(0, n_actions, size=int(beyond.sum()))
             first = max(0, t - context)
             items.append(dict(episode=e, t=int(t), obs_history=data.observations[a + first:a + t + 1],
                               action_history=data.actions[a + first:a + t], policy=actions,
@@ -70,6 +74,38 @@ def window_beliefs(item: dict, prior_start: np.ndarray, prior_window: np.ndarray
     observations, actions = item["obs_history"], item["action_history"]
     prior = prior_start if len(observations) < context + 1 else prior_window
     return filter_beliefs(prior, P, O, observations, actions)[-1]
+
+
+def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon: int, n_samples: int,
+                    steps: int | None, mode: str | None, seed: int, batch_windows: int) -> tuple:
+    """The model's samples of every window in ``items``, ``batch_windows`` windows per inpaint call.
+
+    Returns decoded observations (W, n, H, ...) of steps t+1..t+H, states (W, n, H + 1, ...) of steps
+    t..t+H (index 0 = present) and the seconds each inpaint call took.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    obs_samples, state_samples, seconds = [], [], []
+    for start in range(0, len(items), batch_windows):
+        chunk = items[start:start + batch_windows]
+        pairs = [known_window(model.encoding, model.length, context, item["obs_history"][None],
+                              item["action_history"][None], item["policy"][None]) for item in chunk]
+        known = torch.cat([k for k, _ in pairs])
+        mask = torch.cat([m for _, m in pairs])
+        began = time.perf_counter()
+        samples = model.inpaint(known, mask, n_samples, steps=steps, mode=mode, generator=generator)
+        seconds.append(time.perf_counter() - began)
+        decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1])
+        obs_samples.append(decoded["obs"][:, :, 1:])
+        state_samples.append(decoded["state"])
+    return np.concatenate(obs_samples), np.concatenate(state_samples), seconds
+
+
+def _window_context(model: WorldModel, horizon: int, context: int | None) -> int:
+    """``context`` (default ``model.length - 1 - horizon``), checked to fit the window with the horizon."""
+    context = model.length - 1 - horizon if context is None else context
+    if context < 0 or context + horizon + 1 > model.length:
+        raise ValueError(f"context {context} + horizon {horizon} + 1 must fit the window length {model.length}")
+    return context
 
 
 def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, horizon: int = 5, n_samples: int = 16,
@@ -101,9 +137,10 @@ def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, hori
     ``model.length - 1 - horizon``.
     """
     grid = env.unwrapped
-    context = model.length - 1 - horizon if context is None else context
-    if context < 0 or context + horizon + 1 > model.length:
-        raise ValueError(f"context {context} + horizon {horizon} + 1 must fit the window length {model.length}")
+    if not hasattr(grid, "transition_matrix"):
+        raise ValueError(f"evaluate_world_model needs a grid task with an exact transition model, not {env}; "
+                         "continuous observations: evaluate_continuous_world_model")
+    context = _window_context(model, horizon, context)
     rng = np.random.default_rng(seed)
     data = collect_episodes(env, n_episodes, seed=seed)
     items = _planning_windows(data, context, horizon, per_episode, int(grid.action_space.n), rng)
@@ -114,22 +151,8 @@ def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, hori
         state_prior = np.bincount(data.states, minlength=n_cells) / data.n_steps
     beliefs = {e: filter_beliefs(prior, P, O, ep["observations"], ep["actions"])
                for e, ep in ((e, data.episode(e)) for e in {item["episode"] for item in items})}
-    generator = torch.Generator().manual_seed(seed)
-    obs_samples, state_samples, seconds = [], [], []
-    for start in range(0, len(items), batch_windows):
-        chunk = items[start:start + batch_windows]
-        pairs = [known_window(model.encoding, model.length, context, item["obs_history"][None],
-                              item["action_history"][None], item["policy"][None]) for item in chunk]
-        known = torch.cat([k for k, _ in pairs])
-        mask = torch.cat([m for _, m in pairs])
-        began = time.perf_counter()
-        samples = model.inpaint(known, mask, n_samples, steps=steps, mode=mode, generator=generator)
-        seconds.append(time.perf_counter() - began)
-        decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1])
-        obs_samples.append(decoded["obs"][:, :, 1:])
-        state_samples.append(decoded["state"])
-    obs_samples = np.concatenate(obs_samples)        # (W, n, H)
-    state_samples = np.concatenate(state_samples)    # (W, n, H + 1), index 0 = present
+    obs_samples, state_samples, seconds = _sample_windows(model, items, context, horizon, n_samples, steps, mode,
+                                                          seed, batch_windows)
     true_obs = np.stack([item["future_obs"] for item in items])
     true_states = np.stack([item["states"] for item in items])
     belief_full = np.stack([beliefs[item["episode"]][item["t"]] for item in items])
@@ -158,6 +181,51 @@ def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, hori
         "belief_tvd": float(total_variation(state_hist_now, belief_now).mean()),
         "belief_tvd_floor": float(total_variation(histogram(belief_draws, n_cells), belief_now).mean()),
         "present_state_accuracy": float((state_hist_now.argmax(-1) == true_states[:, 0]).mean()),
+        "n_windows": len(items),
+        "context": context,
+        "horizon": horizon,
+        "n_samples": n_samples,
+        "mode": mode or model.config.mode,
+        "steps": steps or model.config.steps,
+        "seconds_per_call": float(np.mean(seconds)),
+    }
+
+
+def evaluate_continuous_world_model(model: WorldModel, env: Any, n_episodes: int = 50, horizon: int = 5,
+                                    n_samples: int = 16, steps: int | None = None, mode: str | None = None,
+                                    seed: int = 10_000, context: int | None = None, per_episode: int = 4,
+                                    batch_windows: int = 256) -> dict:
+    """k-step prediction error (k = 1..horizon) of a world model with continuous observations, given the true actions.
+
+    Windows are built as the planner builds them from held-out random-policy episodes (a present step
+    t < ``context`` shows the episode start, as at the start of an episode). With ô_{t+k} the mean of
+    the ``n_samples`` sampled o_{t+k} and σ̂_{t+k} their standard deviation, per step k and observation
+    dimension j, averaged over the windows (observation units):
+
+    - ``obs_abs_error[k][j]`` = |ô_{t+k,j} − o_{t+k,j}|;
+    - ``obs_abs_error_persistence[k][j]`` = |o_{t,j} − o_{t+k,j}|, the error of predicting no change:
+      the yardstick a useful model must beat;
+    - ``obs_spread[k][j]`` = σ̂_{t+k,j}: a calibrated model's spread is of the size of its error;
+
+    and ``n_windows``, ``context``, ``horizon``, ``n_samples``, ``mode``, ``steps``, ``seconds_per_call``.
+    ``context`` defaults to ``model.length - 1 - horizon``.
+    """
+    if model.encoding.parts["obs"].kind != "continuous":
+        raise ValueError("evaluate_continuous_world_model needs continuous observations; grid tasks: evaluate_world_model")
+    context = _window_context(model, horizon, context)
+    rng = np.random.default_rng(seed)
+    data = collect_episodes(env, n_episodes, seed=seed)
+    items = _planning_windows(data, context, horizon, per_episode, None, rng)
+    if not items:
+        raise ValueError(f"no episode of the {n_episodes} collected is longer than the horizon {horizon}")
+    obs_samples, _, seconds = _sample_windows(model, items, context, horizon, n_samples, steps, mode, seed,
+                                              batch_windows)  # (W, n, H, d)
+    true_obs = np.stack([item["future_obs"] for item in items])          # (W, H, d)
+    present = np.stack([item["obs_history"][-1] for item in items])      # (W, d)
+    return {
+        "obs_abs_error": np.abs(obs_samples.mean(axis=1) - true_obs).mean(axis=0).tolist(),
+        "obs_abs_error_persistence": np.abs(present[:, None] - true_obs).mean(axis=0).tolist(),
+        "obs_spread": obs_samples.std(axis=1).mean(axis=0).tolist(),
         "n_windows": len(items),
         "context": context,
         "horizon": horizon,
