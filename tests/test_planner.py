@@ -8,6 +8,8 @@ windows, decoding and estimators independently of how well a network was trained
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -140,7 +142,8 @@ def test_agent_warm_up_trains_acts_records_and_retrains(tmp_path):
     env = make_env("grid4x4")
     agent = make_agent("aif", env, seed=0, overrides={
         "world_model": TINY_MODEL, "run_dir": str(tmp_path), "retrain": "steps", "retrain_every": 3,
-        "retrain_steps": 2, "planner": {"n_samples": 2, "denoising_steps": 2, "likelihood_samples": 2}})
+        "retrain_steps": 2, "retrain_lr": 1e-5,
+        "planner": {"n_samples": 2, "denoising_steps": 2, "likelihood_samples": 2}})
     assert agent.warm_up(env, 30, seed=1) == 30
     assert agent.trainings == 1 and agent.data.n_interactions == 30
     obs, info = env.reset(seed=0)
@@ -156,6 +159,9 @@ def test_agent_warm_up_trains_acts_records_and_retrains(tmp_path):
     assert agent.data.n_interactions == 33                 # the evaluated steps join the data set
     assert agent.trainings == 2                            # "steps" rule: retrained after 3 steps
     assert (tmp_path / "train1" / "model" / "world_model.json").is_file()
+    peak_lr = [max(json.loads(line)["lr"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines())
+               for name in ("train0", "train1")]
+    assert peak_lr[1] <= 1e-5 < peak_lr[0]                 # the retrain ran at retrain_lr
 
 
 def test_pretrained_agent_charges_its_training_data(tmp_path):

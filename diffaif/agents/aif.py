@@ -42,6 +42,7 @@ class AIFConfig:
     retrain: str = "episodes"
     retrain_every: int = 50
     retrain_steps: int = 300                         # training steps per retrain, from the current weights
+    retrain_lr: float | None = None                  # peak learning rate of a retrain (None: the training's)
     surprise_threshold: float = 1.0
     # World models trained on the same data with different seeds; > 1 gives the planner an ensemble
     # for the parameter information gain (novelty) of continuous tasks.
@@ -57,6 +58,8 @@ class AIFConfig:
             raise ValueError(f"retrain must be one of {RETRAIN_RULES}, got {self.retrain!r}")
         if self.retrain_every < 1:
             raise ValueError(f"retrain_every must be >= 1, got {self.retrain_every}")
+        if self.retrain_lr is not None and not self.retrain_lr > 0:
+            raise ValueError(f"retrain_lr must be > 0 (or null: the training's), got {self.retrain_lr}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.ensemble < 1:
@@ -111,7 +114,8 @@ class DiffusionAIFAgent(Agent):
         train_cfg = self.world_model_config.train
         if steps is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=steps, seed=train_cfg.seed + self.trainings,
-                                            warmup_steps=min(train_cfg.warmup_steps, steps // 10))
+                                            warmup_steps=min(train_cfg.warmup_steps, steps // 10),
+                                            lr=self.config.retrain_lr or train_cfg.lr)
         if self.run_dir is None:
             self.run_dir = Path(tempfile.mkdtemp(prefix="diffaif-aif-"))
         # the first training fixes the encoding (and its data statistics); retraining keeps it
