@@ -14,7 +14,9 @@ rows already in ``--out``. Writes under ``--out`` (default ``runs/control``): on
 directory per task and variant, ``summary.json``, ``table.md`` (return mean ± std over seeds of
 the per-seed mean return and of the last evaluated episode's return, success rate, environment
 steps used, decision time; evaluated episodes to the first success) and ``<task>_returns.png``
-(learning curves: return per evaluated episode, mean over seeds).
+(learning curves: return per evaluated episode, mean over seeds); on MountainCar the table adds how
+far the episodes explored (highest x, largest speed), which separates the variants before any reaches
+the flag.
 
     OMP_NUM_THREADS=1 python scripts/control_suite.py --tasks cartpole,pendulum,mountaincar seeds=5
     python scripts/control_suite.py --tasks cartpole seeds=2 episodes=2     # dotted CompareConfig overrides
@@ -46,9 +48,27 @@ PUBLISHED_BUDGET = {"cartpole": 50_000, "pendulum": 20_000, "mountaincar": 120_0
 NO_NOVELTY = {"agent": {"aif": {"ensemble": 1, "planner": {"continuous": {"novelty_weight": 0.0}}}}}
 
 
+def mountaincar_reach(steps_path: Path) -> dict[str, list[float]]:
+    """Per agent, how far MountainCar's episodes explored, from a run's ``steps.jsonl``: the mean over
+    episodes of the highest position x reached (the flag is at 0.5) and of the largest speed |ẋ|,
+    from the true states after each step: ``{agent: [highest x, largest |ẋ|]}``."""
+    episodes: dict[tuple, list] = {}
+    with open(steps_path) as f:
+        for line in f:
+            row = json.loads(line)
+            episodes.setdefault((row["agent"], row["seed"], row["episode"]), []).append(row["state"])
+    reach: dict[str, list] = {}
+    for (agent, _, _), states in episodes.items():
+        states = np.asarray(states)
+        reach.setdefault(agent, []).append((states[:, 0].max(), np.abs(states[:, 1]).max()))
+    return {agent: np.mean(values, axis=0).tolist() for agent, values in reach.items()}
+
+
 def run(config: CompareConfig) -> dict:
-    """One harness run; returns its summary plus per-episode returns/successes read back from episodes.csv."""
+    """One harness run; returns its summary plus per-episode returns/successes read back from episodes.csv
+    (and, on MountainCar, how far the episodes explored: ``mountaincar_reach``)."""
     summary = run_comparison(config)
+    reach = mountaincar_reach(Path(config.out) / "steps.jsonl") if config.env.startswith("MountainCar") else {}
     with open(Path(config.out) / "episodes.csv") as f:
         rows = list(csv.DictReader(f))
     for name, stats in summary["agents"].items():
@@ -63,6 +83,8 @@ def run(config: CompareConfig) -> dict:
         last = [r[-1] for r in per_seed]   # the last evaluated episode: after all the learning the run allows
         stats["last_episode_return"] = float(np.mean(last))
         stats["last_episode_std"] = float(np.std(last, ddof=1)) if len(seeds) > 1 else 0.0
+        if name in reach:
+            stats["highest_x"], stats["largest_speed"] = reach[name]
     return summary
 
 
@@ -106,16 +128,18 @@ def plot_returns(path: Path, task: str, runs: dict[str, dict]) -> None:
 
 def format_rows(results: dict[str, dict[str, dict]]) -> str:
     lines = ["| task | agent | return (mean ± std over seeds) | last episode's return | success | env steps | "
-             "seeds × episodes | first success (episode, per seed) | decision ms (median) |", "|" + "---|" * 9]
+             "seeds × episodes | first success (episode, per seed) | decision ms (median) | "
+             "MountainCar reach: highest x, largest abs(ẋ) (mean over episodes) |", "|" + "---|" * 10]
     for task, runs in results.items():
         for label, s in runs.items():
             first = ", ".join("-" if e is None else str(e) for e in s["episodes_to_first_success"])
             ms = s.get("decision_ms_median")
             last = (f"{s['last_episode_return']:.1f} ± {s['last_episode_std']:.1f}" if "last_episode_return" in s
                     else "-")
+            reach = f"{s['highest_x']:.2f}, {s['largest_speed']:.3f}" if "highest_x" in s else "-"
             lines.append(f"| {task} | {label} | {s['seed_mean_return']:.1f} ± {s['seed_std_return']:.1f} | {last} | "
                          f"{s['success_rate']:.2f} | {s['env_steps']:.0f} | {s['seeds']} × "
-                         f"{s['episodes'] // s['seeds']} | {first} | {'-' if ms is None else f'{ms:.0f}'} |")
+                         f"{s['episodes'] // s['seeds']} | {first} | {'-' if ms is None else f'{ms:.0f}'} | {reach} |")
     return "\n".join(lines) + "\n"
 
 

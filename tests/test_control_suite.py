@@ -57,3 +57,22 @@ def test_published_only_adds_its_row_to_the_earlier_ones(suite, tmp_path, monkey
     assert not (tmp_path / "cartpole").exists()   # the configured agents did not run
     table = (tmp_path / "table.md").read_text()
     assert "| cartpole | aif |" in table and "| pendulum | sac (published budget 300) |" in table
+
+
+def test_mountaincar_reach_by_hand(suite, tmp_path):
+    rows = [("aif", 0, [[-0.5, 0.01], [-0.3, -0.04]]), ("aif", 1, [[-0.6, 0.02], [-0.1, 0.0]]),
+            ("random", 0, [[-0.4, 0.0]])]
+    path = tmp_path / "steps.jsonl"
+    path.write_text("".join(json.dumps({"agent": agent, "seed": 0, "episode": episode, "state": state}) + "\n"
+                            for agent, episode, states in rows for state in states))
+    reach = suite.mountaincar_reach(path)
+    assert reach["aif"] == pytest.approx([(-0.3 - 0.1) / 2, (0.04 + 0.02) / 2])
+    assert reach["random"] == pytest.approx([-0.4, 0.0])
+
+
+def test_mountaincar_rows_report_their_reach(suite, tmp_path):
+    config = CompareConfig(env="MountainCar-v0", agents=["random"], seeds=1, episodes=1, out=str(tmp_path))
+    stats = suite.run(config)["agents"]["random"]
+    assert -1.2 <= stats["highest_x"] < 0.5 and 0 < stats["largest_speed"] <= 0.07   # the env's bounds; no flag
+    table = suite.format_rows({"mountaincar": {"random": stats}})
+    assert f"| {stats['highest_x']:.2f}, {stats['largest_speed']:.3f} |" in table

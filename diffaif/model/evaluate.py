@@ -211,7 +211,8 @@ def evaluate_continuous_world_model(model: WorldModel, env: Any, n_episodes: int
     ``context`` defaults to ``model.length - 1 - horizon``.
     """
     if model.encoding.parts["obs"].kind != "continuous":
-        raise ValueError("evaluate_continuous_world_model needs continuous observations; grid tasks: evaluate_world_model")
+        raise ValueError("evaluate_continuous_world_model needs continuous observations; "
+                         "grid tasks: evaluate_world_model")
     context = _window_context(model, horizon, context)
     rng = np.random.default_rng(seed)
     data = collect_episodes(env, n_episodes, seed=seed)
