@@ -197,8 +197,8 @@ def evaluate_continuous_world_model(model: WorldModel, env: Any, n_episodes: int
                                     batch_windows: int = 256) -> dict:
     """k-step prediction error (k = 1..horizon) of a world model with continuous observations, given the true actions.
 
-    Windows are built as the planner builds them from held-out random-policy episodes (a present step
-    t < ``context`` shows the episode start, as at the start of an episode). With ô_{t+k} the mean of
+    Windows are built as the planner builds them from held-out random-policy episodes (a window whose
+    present step t < ``context`` shows the episode start, as the planner's first steps do). With ô_{t+k} the mean of
     the ``n_samples`` sampled o_{t+k} and σ̂_{t+k} their standard deviation, per step k and observation
     dimension j, averaged over the windows (observation units):
 
