@@ -81,7 +81,8 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
     """The model's samples of every window in ``items``, ``batch_windows`` windows per inpaint call.
 
     Returns decoded observations (W, n, H, ...) of steps t+1..t+H, states (W, n, H + 1, ...) of steps
-    t..t+H (index 0 = present) and the seconds each inpaint call took.
+    t..t+H (index 0 = present) and the facts of the run every report carries: ``n_windows``,
+    ``context``, ``horizon``, ``n_samples``, ``mode``, ``steps``, ``seconds_per_call``.
     """
     generator = torch.Generator().manual_seed(seed)
     obs_samples, state_samples, seconds = [], [], []
@@ -97,7 +98,10 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
         decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1])
         obs_samples.append(decoded["obs"][:, :, 1:])
         state_samples.append(decoded["state"])
-    return np.concatenate(obs_samples), np.concatenate(state_samples), seconds
+    facts = {"n_windows": len(items), "context": context, "horizon": horizon, "n_samples": n_samples,
+             "mode": mode or model.config.mode, "steps": steps or model.config.steps,
+             "seconds_per_call": float(np.mean(seconds))}
+    return np.concatenate(obs_samples), np.concatenate(state_samples), facts
 
 
 def _window_context(model: WorldModel, horizon: int, context: int | None) -> int:
@@ -151,8 +155,8 @@ def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, hori
         state_prior = np.bincount(data.states, minlength=n_cells) / data.n_steps
     beliefs = {e: filter_beliefs(prior, P, O, ep["observations"], ep["actions"])
                for e, ep in ((e, data.episode(e)) for e in {item["episode"] for item in items})}
-    obs_samples, state_samples, seconds = _sample_windows(model, items, context, horizon, n_samples, steps, mode,
-                                                          seed, batch_windows)
+    obs_samples, state_samples, facts = _sample_windows(model, items, context, horizon, n_samples, steps, mode,
+                                                        seed, batch_windows)
     true_obs = np.stack([item["future_obs"] for item in items])
     true_states = np.stack([item["states"] for item in items])
     belief_full = np.stack([beliefs[item["episode"]][item["t"]] for item in items])
@@ -181,13 +185,7 @@ def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, hori
         "belief_tvd": float(total_variation(state_hist_now, belief_now).mean()),
         "belief_tvd_floor": float(total_variation(histogram(belief_draws, n_cells), belief_now).mean()),
         "present_state_accuracy": float((state_hist_now.argmax(-1) == true_states[:, 0]).mean()),
-        "n_windows": len(items),
-        "context": context,
-        "horizon": horizon,
-        "n_samples": n_samples,
-        "mode": mode or model.config.mode,
-        "steps": steps or model.config.steps,
-        "seconds_per_call": float(np.mean(seconds)),
+        **facts,
     }
 
 
@@ -219,19 +217,13 @@ def evaluate_continuous_world_model(model: WorldModel, env: Any, n_episodes: int
     items = _planning_windows(data, context, horizon, per_episode, None, rng)
     if not items:
         raise ValueError(f"no episode of the {n_episodes} collected is longer than the horizon {horizon}")
-    obs_samples, _, seconds = _sample_windows(model, items, context, horizon, n_samples, steps, mode, seed,
-                                              batch_windows)  # (W, n, H, d)
+    obs_samples, _, facts = _sample_windows(model, items, context, horizon, n_samples, steps, mode, seed,
+                                            batch_windows)  # (W, n, H, d)
     true_obs = np.stack([item["future_obs"] for item in items])          # (W, H, d)
     present = np.stack([item["obs_history"][-1] for item in items])      # (W, d)
     return {
         "obs_abs_error": np.abs(obs_samples.mean(axis=1) - true_obs).mean(axis=0).tolist(),
         "obs_abs_error_persistence": np.abs(present[:, None] - true_obs).mean(axis=0).tolist(),
         "obs_spread": obs_samples.std(axis=1).mean(axis=0).tolist(),
-        "n_windows": len(items),
-        "context": context,
-        "horizon": horizon,
-        "n_samples": n_samples,
-        "mode": mode or model.config.mode,
-        "steps": steps or model.config.steps,
-        "seconds_per_call": float(np.mean(seconds)),
+        **facts,
     }
