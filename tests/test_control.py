@@ -77,6 +77,30 @@ def test_sensor_noise_and_any_control_id():
         make_env("control:NoSuchEnv-v0")
 
 
+def test_action_repeat_holds_the_action_and_counts_env_steps():
+    plain, repeated = make_env("CartPole-v1"), make_env("CartPole-v1", action_repeat=3)
+    plain.reset(seed=4)
+    obs, _ = repeated.reset(seed=4)
+    for _ in range(3):
+        expected, *_ = plain.step(0)
+    obs, reward, terminated, _, info = repeated.step(0)
+    assert np.array_equal(obs, expected) and reward == 3.0 and info["env_steps"] == 3 and not terminated
+    repeated.reset(seed=4)                           # pushing one way drops the pole mid-repeat
+    repeats, steps, terminated = 0, 0, False
+    while not terminated:
+        _, reward, terminated, _, info = repeated.step(1)
+        repeats, steps = repeats + 1, steps + info["env_steps"]
+        assert reward == info["env_steps"]
+    assert steps < 3 * repeats                       # the last repeat stopped at the termination
+    limited = make_env("MountainCar-v0", action_repeat=7)   # the time limit counts env steps: 200 = 28 × 7 + 4
+    limited.reset(seed=0)
+    taken = [limited.step(1)[4]["env_steps"] for _ in range(29)]
+    assert taken[-1] == 4 and sum(taken) == 200
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="action_repeat"):
+            make_env("CartPole-v1", action_repeat=bad)
+
+
 def test_standardisation_scale_is_floored_by_the_bounded_observation_range():
     states = np.zeros((11, 4))
     states[:, 0] = np.linspace(-0.1, 0.1, 11)         # the cart barely moves, as under a random policy
@@ -256,6 +280,19 @@ def test_aif_ensemble_on_pendulum_reports_novelty(tmp_path):
     action = agent.act(obs)
     assert action.shape == (1,) and -2 <= float(action[0]) <= 2
     assert agent.step_log()["novelty_chosen"] != 0.0
+
+
+def test_budgets_count_env_steps_under_action_repeat(tmp_path):
+    env = make_env("MountainCar-v0", action_repeat=10, max_episode_steps=30)
+    agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "run_dir": str(tmp_path)})
+    assert agent.warm_up(env, 50, seed=1) == 50 and agent.data.n_interactions == 5   # 5 decisions of 10 steps
+    config = CompareConfig(env="MountainCar-v0", agents=["random"], episodes=1, seeds=1, env_kwargs={"max_episode_steps": 30},
+                           agent_env={"random": {"action_repeat": 4}}, out=str(tmp_path / "run"), progress=False)
+    random = run_comparison(config)["agents"]["random"]
+    assert random["env_steps"] == 30 and random["steps_mean"] == 30        # 8 decisions: 7 × 4 + 2
+    pytest.importorskip("stable_baselines3")
+    with pytest.raises(ValueError, match="action_repeat=10"):
+        make_agent("dqn", env, seed=0).warm_up(env, 100, seed=0)
 
 
 def test_sac_warm_up_act_and_registry():

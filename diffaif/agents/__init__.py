@@ -12,7 +12,7 @@ import gymnasium as gym
 import yaml
 
 from diffaif.agents.aif import AIFConfig, DiffusionAIFAgent
-from diffaif.agents.base import Agent
+from diffaif.agents.base import Agent, env_steps
 from diffaif.agents.bfs_oracle import BFSOracleAgent, BFSOracleConfig
 from diffaif.agents.dqn import DQNAgent, DQNConfig, SACAgent, SACConfig
 from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
@@ -74,5 +74,6 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict
 __all__ = [
     "AGENTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
     "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
-    "RandomAgent", "SACAgent", "SACConfig", "agent_config", "bayes_filter_update", "make_agent",
+    "RandomAgent", "SACAgent", "SACConfig", "agent_config", "bayes_filter_update", "env_steps",
+    "make_agent",
 ]

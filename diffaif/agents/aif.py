@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from diffaif.agents.base import Agent
+from diffaif.agents.base import Agent, env_steps
 from diffaif.config import CONFIG_DIR, build_config
 from diffaif.data.episodes import EpisodeData, load_episodes
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
@@ -150,7 +150,7 @@ class DiffusionAIFAgent(Agent):
             while not done and used < steps:
                 action = self.action_space.sample()
                 obs, reward, terminated, truncated, info = env.step(action)
-                used += 1
+                used += env_steps(info)
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
                 done = terminated or truncated or used >= steps
                 self.data.append_transition(action, reward, terminated, done and not terminated,

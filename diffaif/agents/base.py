@@ -14,6 +14,12 @@ import gymnasium as gym
 import numpy as np
 
 
+def env_steps(info: dict) -> int:
+    """How many env steps one ``env.step`` took: ``info["env_steps"]`` where a task repeats actions
+    (``ControlTask(action_repeat=k)``), else 1. Budgets and episode lengths count these."""
+    return int(info.get("env_steps", 1))
+
+
 class Agent(ABC):
     """Base class: act on an observation, observe the transition, reset at episode start."""
 

@@ -158,6 +158,9 @@ class SB3Agent(Agent):
             raise ValueError(f"steps must be >= 0, got {steps}")
         if steps == 0:
             return 0
+        if getattr(env, "action_repeat", 1) != 1:
+            raise ValueError(f"{self.name} counts its training budget in its own steps, so it cannot train on a task "
+                             f"with action_repeat={env.action_repeat}: give it the task without action repeat")
         if env is not self.env:
             self.model.set_env(env)
         self.model.set_random_seed(int(seed) % 2**32)

@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from diffaif.agents.base import Agent
+from diffaif.agents.base import Agent, env_steps
 
 EPSILON_SCHEDULES = ("exponential", "linear")
 
@@ -159,7 +159,7 @@ class QLearningAgent(Agent):
                 action = self.act(obs)
                 obs, reward, terminated, truncated, info = env.step(action)
                 self.observe(action, float(reward), obs, terminated, truncated, info)
-                used += 1
+                used += env_steps(info)
                 done = terminated or truncated
         return used
 

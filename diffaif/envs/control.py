@@ -6,7 +6,11 @@ plus optional Gaussian sensor noise of standard deviation ``obs_noise`` per dime
 the task partially observed). ``info["success"]`` says whether the task is solved: CartPole survived
 to the time limit, MountainCar reached the flag, Pendulum is upright and nearly still; where a
 distance to the goal means something it is ``info["distance"]`` (MountainCar: to the flag,
-Pendulum: angle from upright).
+Pendulum: angle from upright). With ``action_repeat`` k > 1 one step holds the action for k env steps
+(fewer when the episode ends first), returns their summed reward and the last observation, and reports
+the env steps it took as ``info["env_steps"]`` so budgets stay counted in env steps; the env's time
+limit still counts env steps. A world model of such a task predicts k env steps per step, so a plan
+of H steps looks kH env steps ahead.
 """
 from __future__ import annotations
 
@@ -68,13 +72,16 @@ def is_control_id(name: str) -> bool:
 class ControlTask(gym.Wrapper):
     """A classic-control env with ``info["state"]``, optional sensor noise and a success flag."""
 
-    def __init__(self, env: gym.Env, obs_noise: float = 0.0):
+    def __init__(self, env: gym.Env, obs_noise: float = 0.0, action_repeat: int = 1):
         super().__init__(env)
         if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
             raise ValueError(f"ControlTask needs a flat Box observation space, got {env.observation_space}")
         if obs_noise < 0:
             raise ValueError(f"obs_noise must be >= 0, got {obs_noise}")
+        if isinstance(action_repeat, bool) or not isinstance(action_repeat, (int, np.integer)) or action_repeat < 1:
+            raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}")
         self.obs_noise = float(obs_noise)
+        self.action_repeat = int(action_repeat)
         self.family = task_family(env.spec.id if env.spec is not None else type(env.unwrapped).__name__)
         self._status = TASK_STATUS.get(self.family)
         self._noise_rng = np.random.default_rng()
@@ -98,14 +105,20 @@ class ControlTask(gym.Wrapper):
         return self._observe(state), self._info(info, state, False, False)
 
     def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
+        # gymnasium's RepeatAction does not say how many env steps it took, which the budgets need
+        total, terminated, truncated, taken = 0.0, False, False, 0
+        while taken < self.action_repeat and not (terminated or truncated):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            taken += 1
         state = np.asarray(obs, dtype=np.float64)
-        return self._observe(state), reward, terminated, truncated, self._info(info, state, terminated, truncated)
+        info = {**self._info(info, state, terminated, truncated), "env_steps": taken}
+        return self._observe(state), total, terminated, truncated, info
 
 
-def make_control_task(name: str, obs_noise: float = 0.0, **env_kwargs: Any) -> ControlTask:
+def make_control_task(name: str, obs_noise: float = 0.0, action_repeat: int = 1, **env_kwargs: Any) -> ControlTask:
     """``ControlTask`` around ``gym.make(id, **env_kwargs)``; ``name`` is an id or ``control:<id>``."""
     gym_id = name[len(CONTROL_PREFIX):] if name.startswith(CONTROL_PREFIX) else name
     if gym_id not in gym.registry:
         raise ValueError(f"unknown gymnasium id {gym_id!r} for a control task; e.g. {sorted(CONTROL_IDS)}")
-    return ControlTask(gym.make(gym_id, **env_kwargs), obs_noise=obs_noise)
+    return ControlTask(gym.make(gym_id, **env_kwargs), obs_noise=obs_noise, action_repeat=action_repeat)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffaif.agents import AGENTS, make_agent
+from diffaif.agents import AGENTS, env_steps, make_agent
 from diffaif.config import save_config
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
@@ -57,7 +57,7 @@ def derived_seed(*keys: int) -> int:
 
 
 def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: dict | None = None) -> tuple:
-    """One episode; returns (steps, success, return, distance-to-goal trace including the start)."""
+    """One episode; returns (env steps, success, return, distance-to-goal trace including the start)."""
     obs, info = env.reset(seed=reset_seed)
     agent.reset(obs, info)
     distances = [info.get("distance", np.nan)]
@@ -72,7 +72,7 @@ def run_episode(env, agent, reset_seed: int, step_log: list | None = None, tag: 
                              "reward": float(reward), "state": _plain(info.get("state")),
                              "distance": info.get("distance"), **log})
         obs = next_obs
-        steps += 1
+        steps += env_steps(info)
         ret += float(reward)
         distances.append(info.get("distance", np.nan))
     return steps, bool(info.get("success", terminated)), ret, distances
