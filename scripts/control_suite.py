@@ -13,7 +13,8 @@ rl-baselines3-zoo publishes for the task (``PUBLISHED_BUDGET``; its hyperparamet
 rows already in ``--out``. Writes under ``--out`` (default ``runs/control``): one harness run
 directory per task and variant, ``summary.json``, ``table.md`` (return mean ± std over seeds of
 the per-seed mean return and of the last evaluated episode's return, success rate, environment
-steps used, decision time; evaluated episodes to the first success) and ``<task>_returns.png``
+steps used, time a decision takes (an agent with action repeat decides once per repeat); evaluated
+episodes to the first success) and ``<task>_returns.png``
 (learning curves: return per evaluated episode, mean over seeds); on MountainCar the table adds how
 far the episodes explored (highest x, largest speed), which separates the variants before any reaches
 the flag.
@@ -51,7 +52,8 @@ NO_NOVELTY = {"agent": {"aif": {"ensemble": 1, "planner": {"continuous": {"novel
 def mountaincar_reach(steps_path: Path) -> dict[str, list[float]]:
     """Per agent, how far MountainCar's episodes explored, from a run's ``steps.jsonl``: the mean over
     episodes of the highest position x reached (the flag is at 0.5) and of the largest speed |ẋ|,
-    from the true states after each step: ``{agent: [highest x, largest |ẋ|]}``."""
+    from the true states after each step: ``{agent: [highest x, largest |ẋ|]}``. An agent with
+    action repeat is seen after each decision only, so its reach is if anything understated."""
     episodes: dict[tuple, list] = {}
     with open(steps_path) as f:
         for line in f:

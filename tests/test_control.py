@@ -1,5 +1,6 @@
 """Classic control: adapter, preferences, continuous EFE terms, planner, SAC baseline (fast, CPU)."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,3 +317,22 @@ def test_harness_reports_returns_on_continuous_actions(tmp_path):
     summary = run_comparison(config)
     random = summary["agents"]["random"]
     assert random["return_mean"] < 0 and random["return_std"] >= 0 and random["env_steps"] == 10
+
+
+def test_true_dynamics_reference_planner(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    import true_dynamics_planning as reference
+    env = make_env("MountainCar-v0", action_repeat=2, max_episode_steps=4)
+    env.reset(seed=0)
+    start = env.unwrapped.state.copy()
+    preference = control_preference("mountaincar", ContinuousConfig())
+    score = reference.rollout_log_preference(env, np.array([2, 2, 2]), preference, 1.0)
+    assert np.array_equal(env.unwrapped.state, start)              # planned on a copy
+    twin = make_env("MountainCar-v0", action_repeat=2, max_episode_steps=4)
+    twin.reset(seed=0)
+    first, second = twin.step(2)[0], twin.step(2)[0]                 # the time limit ends it: o_2 is repeated
+    expected = preference.log_density(torch.as_tensor(np.stack([first, second, second]), dtype=torch.float64), 1.0)
+    assert score == pytest.approx(float(expected.sum()))
+    (episode,) = reference.run("MountainCar-v0", action_repeat=50, horizon=2, candidates=2, episodes=1, seed=0)
+    assert episode["return"] == -episode["env_steps"]                  # −1 per env step, not per decision
+    assert episode["success"] == (episode["final_obs"][0] >= 0.5) and (episode["success"] or episode["env_steps"] == 200)
