@@ -40,13 +40,15 @@ def rollout_log_preference(env, policy: np.ndarray, preference, precision: float
                                         precision).sum())
 
 
-def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int) -> list[dict]:
+def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int,
+        preference_scales: list[float] | None = None) -> list[dict]:
     """``episodes`` episodes acting on the first action of the best of ``candidates`` random sequences.
-    (Deterministic rollouts: the preference's precision scales every score alike, so it is not a knob.)"""
+    (Deterministic rollouts: the preference's precision scales every score alike, so it is not a knob.)
+    ``preference_scales`` replace the preference's σ_j as ``planner.continuous.preference_scales`` does."""
     env = make_env(env_id, action_repeat=action_repeat)
     if not isinstance(env.action_space, gym.spaces.Discrete):
         raise ValueError(f"{env_id} has {env.action_space}; this reference planner handles Discrete actions")
-    preference = control_preference(env.family, ContinuousConfig())
+    preference = control_preference(env.family, ContinuousConfig(preference_scales=preference_scales))
     rng = np.random.default_rng(seed)
     results = []
     for episode in range(episodes):
@@ -70,13 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preference-scales", type=lambda text: [float(v) for v in text.split(",")], default=None,
+                        help="comma-separated σ_j replacing the preference's (inf: none), e.g. 0.5,2,0.05,inf")
     parser.add_argument("--out", default="runs/true_dynamics")
     args = parser.parse_args(argv)
-    results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed)
+    results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed,
+                  args.preference_scales)
     summary = {"env": args.env, "action_repeat": args.action_repeat, "horizon": args.horizon,
-               "candidates": args.candidates, "return_mean": float(np.mean([r["return"] for r in results])),
+               "candidates": args.candidates, "preference_scales": args.preference_scales, "return_mean": float(np.mean([r["return"] for r in results])),
                "success_rate": float(np.mean([r["success"] for r in results])), "episodes": results}
-    out = Path(args.out) / f"true_dynamics_{args.env}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}.json"
+    scales = "" if args.preference_scales is None else "_s" + "-".join(map(str, args.preference_scales))
+    out = Path(args.out) / f"true_dynamics_{args.env}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}{scales}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "episodes"}),
