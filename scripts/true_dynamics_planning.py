@@ -26,9 +26,9 @@ from diffaif.envs import make_env
 from diffaif.planning.continuous import ContinuousConfig, control_preference
 
 
-def rollout_log_preference(env, policy: np.ndarray, preference, precision: float) -> float:
-    """``Σ_τ log p̃(o_τ)`` of one action sequence (H,) run on a copy of ``env`` (a ``ControlTask``); after
-    a termination the last observation is repeated, as the world model's absorbing padding does."""
+def rollout(env, policy: np.ndarray) -> np.ndarray:
+    """The observations (H, d) of one action sequence (H,) run on a copy of ``env`` (a ``ControlTask``);
+    after a termination the last observation is repeated, as the world model's absorbing padding does."""
     sim = copy.deepcopy(env)
     observations, done = [], False
     for action in policy:
@@ -36,8 +36,7 @@ def rollout_log_preference(env, policy: np.ndarray, preference, precision: float
             obs, _, terminated, truncated, _ = sim.step(int(action))
             done = terminated or truncated
         observations.append(obs)
-    return float(preference.log_density(torch.as_tensor(np.asarray(observations), dtype=torch.float64),
-                                        precision).sum())
+    return np.asarray(observations)
 
 
 def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int,
@@ -56,8 +55,9 @@ def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes
         total, steps, done = 0.0, 0, False
         while not done:
             policies = rng.integers(env.action_space.n, size=(candidates, horizon))
-            scores = [rollout_log_preference(env, p, preference, 1.0) for p in policies]
-            obs, reward, terminated, truncated, info = env.step(int(policies[int(np.argmax(scores)), 0]))
+            observations = torch.as_tensor(np.stack([rollout(env, p) for p in policies]), dtype=torch.float64)
+            scores = preference.log_density(observations, 1.0).sum(-1)          # Σ_τ log p̃(o_τ), (K,)
+            obs, reward, terminated, truncated, info = env.step(int(policies[int(torch.argmax(scores)), 0]))
             total, steps, done = total + float(reward), steps + info["env_steps"], terminated or truncated
         results.append({"return": total, "env_steps": steps, "success": bool(info.get("success", terminated)),
                         "final_obs": np.asarray(obs).round(3).tolist()})
@@ -79,10 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed,
                   args.preference_scales)
     summary = {"env": args.env, "action_repeat": args.action_repeat, "horizon": args.horizon,
-               "candidates": args.candidates, "preference_scales": args.preference_scales, "return_mean": float(np.mean([r["return"] for r in results])),
+               "candidates": args.candidates, "preference_scales": args.preference_scales,
+               "return_mean": float(np.mean([r["return"] for r in results])),
                "success_rate": float(np.mean([r["success"] for r in results])), "episodes": results}
     scales = "" if args.preference_scales is None else "_s" + "-".join(map(str, args.preference_scales))
-    out = Path(args.out) / f"true_dynamics_{args.env}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}{scales}.json"
+    name = f"true_dynamics_{args.env}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}{scales}.json"
+    out = Path(args.out) / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "episodes"}),
