@@ -1,15 +1,19 @@
-"""Receding-horizon random shooting on the true simulator with the AIF agent's preference.
+"""Receding-horizon planning on the true simulator with the AIF agent's preference.
 
 A reference for the world-model planner: the same objective (``Σ_τ log p̃(o_τ)`` of the task's
-preference from ``diffaif.planning.continuous``), horizon, candidates and action repeat, but each
-candidate is rolled out on a copy of the env itself instead of the diffusion model. What this planner
+preference from ``diffaif.planning.continuous``), proposer (random shooting or CEM, from
+``diffaif.planning.policies``), horizon, candidates and action repeat, but each candidate is rolled
+out on a copy of the env itself instead of the diffusion model. Box actions (Pendulum) use the
+agent's Gaussian CEM or uniform random shooting, the CEM warm-started from the previous decision. What this planner
 cannot do, no world model will make the agent do: e.g. whether a 10-decision plan at action repeat k
 reaches MountainCar's flag, or whether CartPole's cart drifts off the track under a 10-step plan.
-Discrete action spaces only. Writes ``<out>/true_dynamics_<env>_k<k>_h<H>_n<K>.json`` (per episode:
+Writes ``<out>/true_dynamics_<env>_k<k>_h<H>_n<K>.json`` (per episode:
 return, env steps, success, final observation) and prints the summary.
 
     python scripts/true_dynamics_planning.py --env MountainCar-v0 --action-repeat 10 --horizon 10 --candidates 256
     python scripts/true_dynamics_planning.py --env CartPole-v1 --horizon 10 --candidates 32 --episodes 4
+    python scripts/true_dynamics_planning.py --env CartPole-v1 --proposer cem --horizon 20 --candidates 64
+    python scripts/true_dynamics_planning.py --env Pendulum-v1 --proposer cem --action-repeat 3 --episodes 5
 """
 from __future__ import annotations
 
@@ -23,41 +27,64 @@ import numpy as np
 import torch
 
 from diffaif.envs import make_env
-from diffaif.planning.continuous import ContinuousConfig, control_preference
+from diffaif.planning.continuous import ContinuousConfig, control_preference, propose_box_policies
+from diffaif.planning.policies import CEMConfig, PolicyConfig, propose_policies
 
 
 def rollout(env, policy: np.ndarray) -> np.ndarray:
-    """The observations (H, d) of one action sequence (H,) run on a copy of ``env`` (a ``ControlTask``);
+    """The observations (H, d) of one action sequence ((H,) discrete or (H, d_a) Box actions) run on a
+    copy of ``env`` (a ``ControlTask``);
     after a termination the last observation is repeated, as the world model's absorbing padding does."""
     sim = copy.deepcopy(env)
     observations, done = [], False
     for action in policy:
         if not done:
-            obs, _, terminated, truncated, _ = sim.step(int(action))
+            obs, _, terminated, truncated, _ = sim.step(env_action(env, action))
             done = terminated or truncated
         observations.append(obs)
     return np.asarray(observations)
 
 
+def env_action(env, action: np.ndarray):
+    """One step of a policy as ``env.step`` takes it: an int for Discrete, a float32 array for Box."""
+    return int(action) if isinstance(env.action_space, gym.spaces.Discrete) else np.asarray(action, np.float32)
+
+
 def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int,
-        preference_scales: list[float] | None = None) -> list[dict]:
-    """``episodes`` episodes acting on the first action of the best of ``candidates`` random sequences.
-    (Deterministic rollouts: the preference's precision scales every score alike, so it is not a knob.)
-    ``preference_scales`` replace the preference's σ_j as ``planner.continuous.preference_scales`` does."""
+        preference_scales: list[float] | None = None, proposer: str = "random",
+        cem: CEMConfig | None = None, cem_init_std: float = 0.5) -> list[dict]:
+    """``episodes`` episodes acting on the first action of the best of the ``proposer``'s candidates
+    (``candidates`` random sequences, or per CEM iteration). (Deterministic rollouts: the preference's
+    precision scales every score alike, so it is not a knob.) ``preference_scales`` replace the
+    preference's σ_j as ``planner.continuous.preference_scales`` does; ``cem_init_std`` is the Box CEM's
+    initial σ as a fraction of the actions' half-range."""
     env = make_env(env_id, action_repeat=action_repeat)
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        raise ValueError(f"{env_id} has {env.action_space}; this reference planner handles Discrete actions")
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    if not discrete:
+        low, high = (torch.as_tensor(bound, dtype=torch.float32) for bound in (env.action_space.low,
+                                                                                env.action_space.high))
     preference = control_preference(env.family, ContinuousConfig(preference_scales=preference_scales))
-    rng = np.random.default_rng(seed)
+    policy_config = PolicyConfig(kind=proposer, horizon=horizon, n_candidates=candidates, cem=cem or CEMConfig())
+    generator = torch.Generator().manual_seed(seed)
     results = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
-        total, steps, done = 0.0, 0, False
+        total, steps, done, mean = 0.0, 0, False, None
         while not done:
-            policies = rng.integers(env.action_space.n, size=(candidates, horizon))
-            observations = torch.as_tensor(np.stack([rollout(env, p) for p in policies]), dtype=torch.float64)
-            scores = preference.log_density(observations, 1.0).sum(-1)          # Σ_τ log p̃(o_τ), (K,)
-            obs, reward, terminated, truncated, info = env.step(int(policies[int(torch.argmax(scores)), 0]))
+            def score(policies: torch.Tensor) -> torch.Tensor:
+                """G = −Σ_τ log p̃(o_τ) of each policy (K, H) or (K, H, d_a) → (K,)."""
+                observations = torch.as_tensor(np.stack([rollout(env, p.numpy()) for p in policies]))
+                return -preference.log_density(observations.double(), 1.0).sum(-1)
+
+            if discrete:
+                policies, scores = propose_policies(policy_config, int(env.action_space.n), generator, score)
+            else:
+                (policies, scores), mean = propose_box_policies(policy_config, low, high, cem_init_std, mean, score,
+                                                                generator)
+            if scores is None:
+                scores = score(policies)
+            best = policies[int(torch.argmin(scores)), 0].numpy()
+            obs, reward, terminated, truncated, info = env.step(env_action(env, best))
             total, steps, done = total + float(reward), steps + info["env_steps"], terminated or truncated
         results.append({"return": total, "env_steps": steps, "success": bool(info.get("success", terminated)),
                         "final_obs": np.asarray(obs).round(3).tolist()})
@@ -68,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="MountainCar-v0")
     parser.add_argument("--action-repeat", type=int, default=1)
+    parser.add_argument("--proposer", choices=["random", "cem"], default="random")
+    parser.add_argument("--cem-elite", type=int, default=8)
+    parser.add_argument("--cem-iterations", type=int, default=3)
+    parser.add_argument("--cem-init-std", type=float, default=0.5, help="Box CEM: initial σ / half-range")
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--episodes", type=int, default=10)
@@ -76,14 +107,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated σ_j replacing the preference's (inf: none), e.g. 0.5,2,0.05,inf")
     parser.add_argument("--out", default="runs/true_dynamics")
     args = parser.parse_args(argv)
+    cem = CEMConfig(n_elite=args.cem_elite, iterations=args.cem_iterations)
     results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed,
-                  args.preference_scales)
-    summary = {"env": args.env, "action_repeat": args.action_repeat, "horizon": args.horizon,
+                  args.preference_scales, args.proposer, cem, args.cem_init_std)
+    summary = {"env": args.env, "action_repeat": args.action_repeat, "proposer": args.proposer,
+               "cem": vars(cem) if args.proposer == "cem" else None, "horizon": args.horizon,
                "candidates": args.candidates, "preference_scales": args.preference_scales,
                "return_mean": float(np.mean([r["return"] for r in results])),
                "success_rate": float(np.mean([r["success"] for r in results])), "episodes": results}
     scales = "" if args.preference_scales is None else "_s" + "-".join(map(str, args.preference_scales))
-    name = f"true_dynamics_{args.env}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}{scales}.json"
+    name = (f"true_dynamics_{args.env}_{args.proposer}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}"
+            f"{scales}.json")
     out = Path(args.out) / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))

@@ -1,4 +1,5 @@
 """Classic control: adapter, preferences, continuous EFE terms, planner, SAC baseline (fast, CPU)."""
+import dataclasses
 import math
 from pathlib import Path
 
@@ -12,10 +13,10 @@ from diffaif.envs import ControlTask, make_env
 from diffaif.experiments.compare import CompareConfig, run_comparison
 from diffaif.data.episodes import EpisodeData
 from diffaif.planning.continuous import (ContinuousConfig, control_encoding, control_preference, gaussian_cem,
-                                         uniform_policies)
+                                         propose_box_policies, uniform_policies)
 from diffaif.planning.efe import (continuous_entropy, continuous_expected_free_energy, ensemble_information_gain,
                                   gaussian_log_preference)
-from diffaif.planning.policies import matching_rows
+from diffaif.planning.policies import CEMConfig, PolicyConfig, matching_rows
 
 TINY_AIF = {
     "world_model": {"model": {"length": 5, "width": 32, "depth": 1, "heads": 2},
@@ -232,6 +233,25 @@ def test_gaussian_cem_finds_the_best_sequence_within_bounds():
     assert matching_rows(random[:2] + 1, random) is None
 
 
+
+def test_box_proposals_warm_start_from_the_shifted_previous_mean():
+    low, high = torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 1.0])
+    previous = torch.tensor([[1.0, 0.5], [-1.0, 0.25], [0.5, -0.5]])
+    seen = []
+    config = PolicyConfig(kind="cem", horizon=3, n_candidates=5, cem=CEMConfig(n_elite=2, iterations=1))
+    (policies, scores), mean = propose_box_policies(config, low, high, 1e-6, previous,
+                                                    lambda p: seen.append(p) or p.sum((1, 2)))
+    # one step later: the old steps 1 and 2, then the centre of the bounds (0, 0)
+    expected = torch.tensor([[-1.0, 0.25], [0.5, -0.5], [0.0, 0.0]])
+    assert torch.allclose(seen[0], expected.expand(5, 3, 2), atol=1e-4) and torch.equal(policies, seen[0])
+    assert torch.allclose(mean, expected, atol=1e-4) and scores.shape == (5,)
+    (cold, _), _ = propose_box_policies(config, low, high, 1e-6, None, lambda p: p.sum((1, 2)))
+    assert torch.allclose(cold, torch.zeros(5, 3, 2), atol=1e-4)
+    (random, unscored), no_mean = propose_box_policies(dataclasses.replace(config, kind="random"), low, high, 0.5,
+                                                       previous, None, torch.Generator().manual_seed(0))
+    assert random.shape == (5, 3, 2) and unscored is None and no_mean is None
+    assert bool((random.abs() <= high).all()) and not torch.allclose(random[0], random[1])
+
 # ---- agents end to end ----------------------------------------------------------------------------
 def test_aif_runs_an_episode_on_cartpole(tmp_path):
     env = make_env("CartPole-v1", max_episode_steps=6)
@@ -337,3 +357,9 @@ def test_true_dynamics_reference_planner(monkeypatch):
     (episode,) = reference.run("MountainCar-v0", action_repeat=50, horizon=2, candidates=2, episodes=1, seed=0)
     assert episode["return"] == -episode["env_steps"]                  # −1 per env step, not per decision
     assert episode["success"] == (episode["final_obs"][0] >= 0.5) and (episode["success"] or episode["env_steps"] == 200)
+    (cem,) = reference.run("CartPole-v1", action_repeat=1, horizon=3, candidates=4, episodes=1, seed=0, proposer="cem",
+                           cem=CEMConfig(n_elite=2, iterations=2))
+    assert cem["return"] == cem["env_steps"] > 0                      # +1 per env step until the pole falls
+    (box,) = reference.run("Pendulum-v1", action_repeat=4, horizon=2, candidates=4, episodes=1, seed=0, proposer="cem",
+                           cem=CEMConfig(n_elite=2, iterations=1))
+    assert box["env_steps"] == 200 and -16.3 * 200 < box["return"] < 0  # Box torques; reward in [-16.27, 0] per step

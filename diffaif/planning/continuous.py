@@ -32,7 +32,7 @@ from diffaif.envs.control import MOUNTAIN_CAR_FLAG
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_expected_free_energy,
                                   ensemble_information_gain, gaussian_log_preference, policy_posterior)
-from diffaif.planning.policies import Proposal, matching_rows, propose_policies
+from diffaif.planning.policies import PolicyConfig, Proposal, matching_rows, propose_policies
 
 CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")
 
@@ -193,6 +193,23 @@ def uniform_policies(n: int, horizon: int, low: torch.Tensor, high: torch.Tensor
     return low + (high - low) * torch.rand((n, horizon, low.shape[0]), generator=generator)
 
 
+def propose_box_policies(config: PolicyConfig, low: torch.Tensor, high: torch.Tensor, init_std: float,
+                         previous_mean: torch.Tensor | None, score_fn, generator: torch.Generator | None = None
+                         ) -> tuple[Proposal, torch.Tensor | None]:
+    """Candidate Box action sequences (K, H, d) of ``config.kind``: uniform random shooting, or
+    ``gaussian_cem`` from the centre of the bounds with σ = ``init_std`` × half-range, its mean
+    warm-started from ``previous_mean`` (H, d) shifted by one step when given (receding horizon).
+    → (Proposal, the CEM's refitted mean (H, d) or None for random shooting)."""
+    if config.kind == "random":
+        return Proposal(uniform_policies(config.n_candidates, config.horizon, low, high, generator), None), None
+    mean = torch.zeros(config.horizon, low.shape[0]) + (low + high) / 2
+    if previous_mean is not None:
+        mean = torch.cat([previous_mean[1:], mean[-1:]])
+    std = torch.zeros_like(mean) + init_std * (high - low) / 2
+    return gaussian_cem(score_fn, low, high, config.horizon, config.n_candidates, config.cem.n_elite,
+                        config.cem.iterations, mean, std, config.cem.smoothing, generator)
+
+
 # ---- the decision --------------------------------------------------------------------------------
 @dataclass
 class ContinuousPlan:
@@ -325,15 +342,9 @@ class ContinuousPlanner:
             if pc.kind != "random" or not self.continuous.warm_start or self._previous is None:
                 return proposal
             return Proposal(self._with_previous(proposal.policies), None)
-        if pc.kind == "random":
-            return Proposal(uniform_policies(pc.n_candidates, self.horizon, self.low, self.high, self.generator), None)
-        mean = torch.zeros(self.horizon, self.low.shape[0]) + (self.low + self.high) / 2
-        if self.continuous.warm_start and self._cem_mean is not None:
-            mean = torch.cat([self._cem_mean[1:], mean[-1:]])
-        std = torch.zeros_like(mean) + self.continuous.cem_init_std * (self.high - self.low) / 2
-        proposal, self._cem_mean = gaussian_cem(score, self.low, self.high, self.horizon, pc.n_candidates,
-                                                pc.cem.n_elite, pc.cem.iterations, mean, std, pc.cem.smoothing,
-                                                self.generator)
+        proposal, self._cem_mean = propose_box_policies(pc, self.low, self.high, self.continuous.cem_init_std,
+                                                        self._cem_mean if self.continuous.warm_start else None,
+                                                        score, self.generator)
         return proposal
 
     def _with_previous(self, policies: torch.Tensor) -> torch.Tensor:
