@@ -1,14 +1,14 @@
 """Receding-horizon planning on the true simulator with the AIF agent's preference.
 
 A reference for the world-model planner: the same objective (``Σ_τ log p̃(o_τ)`` of the task's
-preference from ``diffaif.planning.continuous``), proposer (random shooting or CEM, from
-``diffaif.planning.policies``), horizon, candidates and action repeat, but each candidate is rolled
-out on a copy of the env itself instead of the diffusion model. Box actions (Pendulum) use the
-agent's Gaussian CEM or uniform random shooting, the CEM warm-started from the previous decision. What this planner
-cannot do, no world model will make the agent do: e.g. whether a 10-decision plan at action repeat k
-reaches MountainCar's flag, or whether CartPole's cart drifts off the track under a 10-step plan.
-Writes ``<out>/true_dynamics_<env>_k<k>_h<H>_n<K>.json`` (per episode:
-return, env steps, success, final observation) and prints the summary.
+preference from ``diffaif.planning.continuous``), proposer (random shooting or CEM, as the agent
+proposes: ``propose_policies`` for Discrete actions, ``propose_box_policies`` with its warm start for
+Box actions), horizon, candidates and action repeat, but each candidate is rolled out on a copy of
+the env itself instead of the diffusion model. What this planner cannot do, no world model will make
+the agent do: e.g. whether a 10-decision plan at action repeat k reaches MountainCar's flag, or
+whether CartPole's cart drifts off the track under a 10-step plan. Writes
+``<out>/true_dynamics_<env>_<proposer>_k<k>_h<H>_n<K>.json`` (per episode: return, env steps, success,
+final observation) and prints the summary.
 
     python scripts/true_dynamics_planning.py --env MountainCar-v0 --action-repeat 10 --horizon 10 --candidates 256
     python scripts/true_dynamics_planning.py --env CartPole-v1 --horizon 10 --candidates 32 --episodes 4
@@ -33,8 +33,8 @@ from diffaif.planning.policies import CEMConfig, PolicyConfig, propose_policies
 
 def rollout(env, policy: np.ndarray) -> np.ndarray:
     """The observations (H, d) of one action sequence ((H,) discrete or (H, d_a) Box actions) run on a
-    copy of ``env`` (a ``ControlTask``);
-    after a termination the last observation is repeated, as the world model's absorbing padding does."""
+    copy of ``env`` (a ``ControlTask``); after a termination the last observation is repeated, as the
+    world model's absorbing padding does."""
     sim = copy.deepcopy(env)
     observations, done = [], False
     for action in policy:
