@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -66,16 +67,17 @@ def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes
     preference = control_preference(env.family, ContinuousConfig(preference_scales=preference_scales))
     policy_config = PolicyConfig(kind=proposer, horizon=horizon, n_candidates=candidates, cem=cem or CEMConfig())
     generator = torch.Generator().manual_seed(seed)
+
+    def score(policies: torch.Tensor) -> torch.Tensor:
+        """G = −Σ_τ log p̃(o_τ) of each policy (K, H) or (K, H, d_a) from env's current state → (K,)."""
+        observations = torch.as_tensor(np.stack([rollout(env, p.numpy()) for p in policies]))
+        return -preference.log_density(observations.double(), 1.0).sum(-1)
+
     results = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         total, steps, done, mean = 0.0, 0, False, None
         while not done:
-            def score(policies: torch.Tensor) -> torch.Tensor:
-                """G = −Σ_τ log p̃(o_τ) of each policy (K, H) or (K, H, d_a) → (K,)."""
-                observations = torch.as_tensor(np.stack([rollout(env, p.numpy()) for p in policies]))
-                return -preference.log_density(observations.double(), 1.0).sum(-1)
-
             if discrete:
                 policies, scores = propose_policies(policy_config, int(env.action_space.n), generator, score)
             else:
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed,
                   args.preference_scales, args.proposer, cem, args.cem_init_std)
     summary = {"env": args.env, "action_repeat": args.action_repeat, "proposer": args.proposer,
-               "cem": vars(cem) if args.proposer == "cem" else None, "horizon": args.horizon,
+               "cem": dataclasses.asdict(cem) if args.proposer == "cem" else None, "horizon": args.horizon,
                "candidates": args.candidates, "preference_scales": args.preference_scales,
                "return_mean": float(np.mean([r["return"] for r in results])),
                "success_rate": float(np.mean([r["success"] for r in results])), "episodes": results}

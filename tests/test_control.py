@@ -233,7 +233,6 @@ def test_gaussian_cem_finds_the_best_sequence_within_bounds():
     assert matching_rows(random[:2] + 1, random) is None
 
 
-
 def test_box_proposals_warm_start_from_the_shifted_previous_mean():
     low, high = torch.tensor([-2.0, -1.0]), torch.tensor([2.0, 1.0])
     previous = torch.tensor([[1.0, 0.5], [-1.0, 0.25], [0.5, -0.5]])
@@ -251,6 +250,7 @@ def test_box_proposals_warm_start_from_the_shifted_previous_mean():
                                                        previous, None, torch.Generator().manual_seed(0))
     assert random.shape == (5, 3, 2) and unscored is None and no_mean is None
     assert bool((random.abs() <= high).all()) and not torch.allclose(random[0], random[1])
+
 
 # ---- agents end to end ----------------------------------------------------------------------------
 def test_aif_runs_an_episode_on_cartpole(tmp_path):
