@@ -21,6 +21,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
@@ -53,25 +54,27 @@ def env_action(env, action: np.ndarray):
 
 def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int,
         preference_scales: list[float] | None = None, proposer: str = "random",
-        cem: CEMConfig | None = None, cem_init_std: float = 0.5) -> list[dict]:
+        cem: CEMConfig | None = None, cem_init_std: float = 0.5, precision: float = 1.0,
+        preference_floor: float = float("inf")) -> list[dict]:
     """``episodes`` episodes acting on the first action of the best of the ``proposer``'s candidates
-    (``candidates`` random sequences, or per CEM iteration). (Deterministic rollouts: the preference's
-    precision scales every score alike, so it is not a knob.) ``preference_scales`` replace the
-    preference's σ_j as ``planner.continuous.preference_scales`` does; ``cem_init_std`` is the Box CEM's
-    initial σ as a fraction of the actions' half-range."""
+    (``candidates`` random sequences, or per CEM iteration). ``preference_scales`` and
+    ``preference_floor`` are ``planner.continuous``'s, ``precision`` is ``planner.preference_precision``
+    (deterministic rollouts: without a floor it scales every score alike, so it only matters with one);
+    ``cem_init_std`` is the Box CEM's initial σ as a fraction of the actions' half-range."""
     env = make_env(env_id, action_repeat=action_repeat)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     if not discrete:
         low, high = (torch.as_tensor(bound, dtype=torch.float32) for bound in (env.action_space.low,
                                                                                 env.action_space.high))
-    preference = control_preference(env.family, ContinuousConfig(preference_scales=preference_scales))
+    preference = control_preference(env.family, ContinuousConfig(preference_scales=preference_scales,
+                                                                   preference_floor=preference_floor))
     policy_config = PolicyConfig(kind=proposer, horizon=horizon, n_candidates=candidates, cem=cem or CEMConfig())
     generator = torch.Generator().manual_seed(seed)
 
     def score(policies: torch.Tensor) -> torch.Tensor:
         """G = −Σ_τ log p̃(o_τ) of each policy (K, H) or (K, H, d_a) from env's current state → (K,)."""
         observations = torch.as_tensor(np.stack([rollout(env, p.numpy()) for p in policies]))
-        return -preference.log_density(observations.double(), 1.0).sum(-1)
+        return -preference.log_density(observations.double(), precision).sum(-1)
 
     results = []
     for episode in range(episodes):
@@ -107,17 +110,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preference-scales", type=lambda text: [float(v) for v in text.split(",")], default=None,
                         help="comma-separated σ_j replacing the preference's (inf: none), e.g. 0.5,2,0.05,inf")
+    parser.add_argument("--precision", type=float, default=1.0, help="the preference's precision")
+    parser.add_argument("--preference-floor", type=float, default=float("inf"),
+                        help="nats below the preference's peak where it turns flat (a sparse goal)")
     parser.add_argument("--out", default="runs/true_dynamics")
     args = parser.parse_args(argv)
     cem = CEMConfig(n_elite=args.cem_elite, iterations=args.cem_iterations)
     results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed,
-                  args.preference_scales, args.proposer, cem, args.cem_init_std)
+                  args.preference_scales, args.proposer, cem, args.cem_init_std, args.precision,
+                  args.preference_floor)
     summary = {"env": args.env, "action_repeat": args.action_repeat, "proposer": args.proposer,
                "cem": dataclasses.asdict(cem) if args.proposer == "cem" else None, "horizon": args.horizon,
                "candidates": args.candidates, "preference_scales": args.preference_scales,
+               "precision": args.precision,
+               "preference_floor": args.preference_floor if math.isfinite(args.preference_floor) else None,
                "return_mean": float(np.mean([r["return"] for r in results])),
                "success_rate": float(np.mean([r["success"] for r in results])), "episodes": results}
     scales = "" if args.preference_scales is None else "_s" + "-".join(map(str, args.preference_scales))
+    if args.preference_floor != float("inf"):
+        scales += f"_p{args.precision:g}_f{args.preference_floor:g}"
     name = (f"true_dynamics_{args.env}_{args.proposer}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}"
             f"{scales}.json")
     out = Path(args.out) / name

@@ -178,6 +178,24 @@ def test_gaussian_log_preference_by_hand():
     assert one_sided[1].item() == pytest.approx(-0.5 * math.log(2 * math.pi) - 0.5)
 
 
+def test_preference_floor_flattens_the_density_far_from_the_target():
+    obs = torch.tensor([[0.0], [-1.0], [-10.0], [-20.0]])
+    floored = gaussian_log_preference(obs, torch.zeros(1), torch.ones(1), torch.tensor([True]), floor=3.0)
+    peak = -0.5 * math.log(2 * math.pi)
+    # log(e^{-q} + e^{-3}) with q = 0, 1/2, 50, 200
+    expected = [peak + math.log(math.exp(-q) + math.exp(-3.0)) for q in (0.0, 0.5, 50.0, 200.0)]
+    assert floored.tolist() == pytest.approx(expected)
+    assert floored[2].item() == pytest.approx(floored[3].item()) == pytest.approx(peak - 3.0)
+    with pytest.raises(ValueError, match="floor > 0"):
+        gaussian_log_preference(obs, torch.zeros(1), torch.ones(1), torch.tensor([True]), floor=0.0)
+    config = ContinuousConfig(preference_floor=3.0)
+    car = control_preference("mountaincar", config)
+    valley, far_valley = car.log_density(torch.tensor([[-0.5, 0.0], [-1.1, 0.0]]), 1.0).tolist()
+    assert valley == pytest.approx(far_valley)                  # 10 and 18 σ below the flag: both on the floor
+    with pytest.raises(ValueError, match="preference_floor > 0"):
+        ContinuousConfig(preference_floor=-1.0)
+
+
 def test_entropy_estimators_match_a_known_covariance():
     generator = torch.Generator().manual_seed(0)
     cov = torch.tensor([[2.0, 0.6], [0.6, 0.5]], dtype=torch.float64)
@@ -354,7 +372,8 @@ def test_true_dynamics_reference_planner(monkeypatch):
     first, second = twin.step(2)[0], twin.step(2)[0]                 # the time limit ends it: o_2 is repeated
     expected = preference.log_density(torch.as_tensor(np.stack([first, second, second]), dtype=torch.float64), 1.0)
     assert score == pytest.approx(float(expected.sum()))
-    (episode,) = reference.run("MountainCar-v0", action_repeat=50, horizon=2, candidates=2, episodes=1, seed=0)
+    (episode,) = reference.run("MountainCar-v0", action_repeat=50, horizon=2, candidates=2, episodes=1, seed=0,
+                               precision=1.0, preference_floor=10.0)
     assert episode["return"] == -episode["env_steps"]                  # −1 per env step, not per decision
     assert episode["success"] == (episode["final_obs"][0] >= 0.5) and (episode["success"] or episode["env_steps"] == 200)
     (cem,) = reference.run("CartPole-v1", action_repeat=1, horizon=3, candidates=4, episodes=1, seed=0, proposer="cem",

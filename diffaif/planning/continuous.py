@@ -18,6 +18,7 @@ information gain ``H[mixture] − mean_m H[member m]`` of the predicted observat
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -50,6 +51,9 @@ class ContinuousConfig:
     shooting keeps the previous decision's chosen sequence, shifted, among its candidates;
     preference_scales: per-dimension σ_j replacing the preference's own (``.inf``: no preference on
     dimension j; the targets stay the task's);
+    preference_floor: the preference is never more than this many nats below its peak (a flat density
+    mixed in: far from the target every observation is equally unpreferred, a sparse goal);
+    ``.inf``: the plain Gaussian;
     min_scale: the standardisation's σ_j is at least ``min_scale`` × the half-range of the observation
     space's dimension j where it is bounded (``control_encoding``), so that states the random warm-up
     never reached (CartPole's cart a metre off centre, MountainCar at the flag) lie a few units from
@@ -64,6 +68,7 @@ class ContinuousConfig:
     cem_init_std: float = 0.5
     warm_start: bool = True
     preference_scales: Optional[list[float]] = None
+    preference_floor: float = math.inf
     min_scale: float = 0.25
 
     def __post_init__(self):
@@ -73,20 +78,22 @@ class ContinuousConfig:
             raise ValueError(f"unknown entropy estimator {self.entropy!r}; valid estimators: {ENTROPY_ESTIMATORS}")
         if self.preference_scales is not None and not all(s > 0 for s in self.preference_scales):
             raise ValueError(f"preference_scales must be > 0 (inf: no preference), got {self.preference_scales}")
-        if self.knn_k < 1 or self.cem_init_std <= 0 or self.min_scale < 0:
-            raise ValueError(f"knn_k must be >= 1, cem_init_std > 0 and min_scale >= 0, got {self.knn_k}, "
-                             f"{self.cem_init_std}, {self.min_scale}")
+        if self.knn_k < 1 or self.cem_init_std <= 0 or self.min_scale < 0 or not self.preference_floor > 0:
+            raise ValueError(f"knn_k must be >= 1, cem_init_std > 0, min_scale >= 0 and preference_floor > 0, got "
+                             f"{self.knn_k}, {self.cem_init_std}, {self.min_scale}, {self.preference_floor}")
 
 
 # ---- preferences ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GaussianPreference:
-    """``p̃(o) ∝ Π_j N(o_j; μ_j, σ_j² / precision)`` over the dimensions with a finite σ_j
-    (``gaussian_log_preference``); ``one_sided`` dimensions prefer every ``o_j ≥ μ_j`` equally."""
+    """``p̃(o) ∝ Π_j N(o_j; μ_j, σ_j² / precision)`` over the dimensions with a finite σ_j, with a flat
+    ``floor`` nats below its peak (``gaussian_log_preference``); ``one_sided`` dimensions prefer every
+    ``o_j ≥ μ_j`` equally."""
 
     target: tuple[float, ...]
     scale: tuple[float, ...]                 # σ_j; inf: no preference on dimension j
     one_sided: tuple[bool, ...]
+    floor: float = math.inf
 
     def log_density(self, obs: torch.Tensor, precision: float) -> torch.Tensor:
         """log p̃(o): obs (..., d) raw observations → (...)."""
@@ -94,7 +101,7 @@ class GaussianPreference:
             raise ValueError(f"preference over {len(self.target)} dims, observations have {obs.shape[-1]}")
         scale = torch.tensor(self.scale, dtype=obs.dtype)
         return gaussian_log_preference(obs, torch.tensor(self.target, dtype=obs.dtype), precision / scale**2,
-                                       torch.tensor(self.one_sided))
+                                       torch.tensor(self.one_sided), self.floor)
 
 
 def cartpole_preference() -> GaussianPreference:
@@ -127,7 +134,7 @@ def control_preference(family: str, config: ContinuousConfig) -> GaussianPrefere
     if name not in PREFERENCES:
         raise ValueError(f"no preference for task family {name!r}; set planner.continuous.preference to one of "
                          f"{sorted(PREFERENCES)}")
-    preference = PREFERENCES[name]()
+    preference = dataclasses.replace(PREFERENCES[name](), floor=config.preference_floor)
     if config.preference_scales is None:
         return preference
     if len(config.preference_scales) != len(preference.target):

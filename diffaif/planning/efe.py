@@ -373,21 +373,25 @@ def continuous_entropy(x: torch.Tensor, estimator: str = "gaussian", k: int = 4)
 
 
 def gaussian_log_preference(obs: torch.Tensor, target: torch.Tensor, precision: torch.Tensor,
-                            one_sided: torch.Tensor) -> torch.Tensor:
-    """Log preference density ``log p̃(o) = Σ_{j: λ_j > 0} (½ log(λ_j / 2π) − ½ λ_j δ_j²)``.
+                            one_sided: torch.Tensor, floor: float = math.inf) -> torch.Tensor:
+    """Log preference density ``log p̃(o) = Σ_{j: λ_j > 0} ½ log(λ_j / 2π) + log(e^{−q} + e^{−c})``,
+    ``q = ½ Σ_j λ_j δ_j²``.
 
     ``δ_j = o_j − μ_j``, or ``min(o_j − μ_j, 0)`` where ``one_sided[j]`` (every ``o_j ≥ μ_j`` is equally
     preferred: a flat top, so the density is unnormalised by a constant that does not rank policies).
-    Dimensions with precision ``λ_j = 0`` carry no preference.
+    Dimensions with precision ``λ_j = 0`` carry no preference. ``floor`` c mixes a flat density
+    ``c`` nats below the peak into the Gaussian: observations far from the target are all equally
+    (un)preferred, so the preference is a sparse goal rather than a slope (c = ∞: the plain Gaussian).
     obs: (..., d); target, precision: (d,) float; one_sided: (d,) bool → (...).
     """
-    if torch.any(precision < 0):
-        raise ValueError(f"precision must be >= 0, got {precision.tolist()}")
+    if torch.any(precision < 0) or not floor > 0:
+        raise ValueError(f"precision must be >= 0 and floor > 0, got {precision.tolist()} and {floor}")
     delta = obs - target
     delta = torch.where(one_sided, delta.clamp(max=0.0), delta)
     constrained = precision > 0
-    log_norm = 0.5 * torch.log(torch.where(constrained, precision, 2 * math.pi) / (2 * math.pi))
-    return (log_norm - 0.5 * precision * delta**2).sum(-1)
+    log_norm = 0.5 * torch.log(torch.where(constrained, precision, 2 * math.pi) / (2 * math.pi)).sum(-1)
+    quadratic = 0.5 * (precision * delta**2).sum(-1)
+    return log_norm + torch.logaddexp(-quadratic, torch.full_like(quadratic, -floor))
 
 
 def ensemble_information_gain(member_samples: torch.Tensor, estimator: str = "gaussian", k: int = 4) -> torch.Tensor:
