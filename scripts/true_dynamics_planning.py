@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
                "return_mean": float(np.mean([r["return"] for r in results])),
                "success_rate": float(np.mean([r["success"] for r in results])), "episodes": results}
     scales = "" if args.preference_scales is None else "_s" + "-".join(map(str, args.preference_scales))
-    if args.preference_floor != float("inf"):
+    if math.isfinite(args.preference_floor):
         scales += f"_p{args.precision:g}_f{args.preference_floor:g}"
     name = (f"true_dynamics_{args.env}_{args.proposer}_k{args.action_repeat}_h{args.horizon}_n{args.candidates}"
             f"{scales}.json")
