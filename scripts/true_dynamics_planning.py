@@ -53,21 +53,20 @@ def env_action(env, action: np.ndarray):
 
 
 def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int,
-        preference_scales: list[float] | None = None, proposer: str = "random",
-        cem: CEMConfig | None = None, cem_init_std: float = 0.5, precision: float = 1.0,
-        preference_floor: float = float("inf")) -> list[dict]:
+        proposer: str = "random", cem: CEMConfig | None = None, continuous: ContinuousConfig | None = None,
+        precision: float = 1.0) -> list[dict]:
     """``episodes`` episodes acting on the first action of the best of the ``proposer``'s candidates
-    (``candidates`` random sequences, or per CEM iteration). ``preference_scales`` and
-    ``preference_floor`` are ``planner.continuous``'s, ``precision`` is ``planner.preference_precision``
-    (deterministic rollouts: without a floor it scales every score alike, so it only matters with one);
-    ``cem_init_std`` is the Box CEM's initial σ as a fraction of the actions' half-range."""
+    (``candidates`` random sequences, or per CEM iteration). ``continuous`` is the agent's
+    ``planner.continuous`` (its preference scales and floor, the Box CEM's initial σ), ``precision``
+    its ``planner.preference_precision`` (deterministic rollouts: without a floor it scales every score
+    alike, so it only matters with one)."""
+    continuous = continuous or ContinuousConfig()
     env = make_env(env_id, action_repeat=action_repeat)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     if not discrete:
         low, high = (torch.as_tensor(bound, dtype=torch.float32) for bound in (env.action_space.low,
                                                                                 env.action_space.high))
-    preference = control_preference(env.family, ContinuousConfig(preference_scales=preference_scales,
-                                                                   preference_floor=preference_floor))
+    preference = control_preference(env.family, continuous)
     policy_config = PolicyConfig(kind=proposer, horizon=horizon, n_candidates=candidates, cem=cem or CEMConfig())
     generator = torch.Generator().manual_seed(seed)
 
@@ -84,8 +83,8 @@ def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes
             if discrete:
                 policies, scores = propose_policies(policy_config, int(env.action_space.n), generator, score)
             else:
-                (policies, scores), mean = propose_box_policies(policy_config, low, high, cem_init_std, mean, score,
-                                                                generator)
+                (policies, scores), mean = propose_box_policies(policy_config, low, high, continuous.cem_init_std,
+                                                                mean, score, generator)
             if scores is None:
                 scores = score(policies)
             best = policies[int(torch.argmin(scores)), 0].numpy()
@@ -111,14 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preference-scales", type=lambda text: [float(v) for v in text.split(",")], default=None,
                         help="comma-separated σ_j replacing the preference's (inf: none), e.g. 0.5,2,0.05,inf")
     parser.add_argument("--precision", type=float, default=1.0, help="the preference's precision")
-    parser.add_argument("--preference-floor", type=float, default=float("inf"),
+    parser.add_argument("--preference-floor", type=float, default=math.inf,
                         help="nats below the preference's peak where it turns flat (a sparse goal)")
     parser.add_argument("--out", default="runs/true_dynamics")
     args = parser.parse_args(argv)
     cem = CEMConfig(n_elite=args.cem_elite, iterations=args.cem_iterations)
+    continuous = ContinuousConfig(preference_scales=args.preference_scales, preference_floor=args.preference_floor,
+                                  cem_init_std=args.cem_init_std)
     results = run(args.env, args.action_repeat, args.horizon, args.candidates, args.episodes, args.seed,
-                  args.preference_scales, args.proposer, cem, args.cem_init_std, args.precision,
-                  args.preference_floor)
+                  args.proposer, cem, continuous, args.precision)
     summary = {"env": args.env, "action_repeat": args.action_repeat, "proposer": args.proposer,
                "cem": dataclasses.asdict(cem) if args.proposer == "cem" else None, "horizon": args.horizon,
                "candidates": args.candidates, "preference_scales": args.preference_scales,

@@ -373,7 +373,7 @@ def test_true_dynamics_reference_planner(monkeypatch):
     expected = preference.log_density(torch.as_tensor(np.stack([first, second, second]), dtype=torch.float64), 1.0)
     assert score == pytest.approx(float(expected.sum()))
     (episode,) = reference.run("MountainCar-v0", action_repeat=50, horizon=2, candidates=2, episodes=1, seed=0,
-                               precision=1.0, preference_floor=10.0)
+                               continuous=ContinuousConfig(preference_floor=10.0), precision=1.0)
     assert episode["return"] == -episode["env_steps"]                  # −1 per env step, not per decision
     assert episode["success"] == (episode["final_obs"][0] >= 0.5) and (episode["success"] or episode["env_steps"] == 200)
     (cem,) = reference.run("CartPole-v1", action_repeat=1, horizon=3, candidates=4, episodes=1, seed=0, proposer="cem",
