@@ -4,9 +4,9 @@ A reference for the world-model planner: the same objective (``Σ_τ log p̃(o_�
 preference from ``diffaif.planning.continuous``), proposer (random shooting or CEM, as the agent
 proposes: ``propose_policies`` for Discrete actions, ``propose_box_policies`` with its warm start for
 Box actions), horizon, candidates and action repeat, but each candidate is rolled out on a copy of
-the env itself instead of the diffusion model. What this planner cannot do, no world model will make
-the agent do: e.g. whether a 10-decision plan at action repeat k reaches MountainCar's flag, or
-whether CartPole's cart drifts off the track under a 10-step plan. Writes
+the env itself (``ControlTask.simulate``) instead of the diffusion model. What this planner cannot
+do, no world model will make the agent do: e.g. whether a 10-decision plan at action repeat k
+reaches MountainCar's flag, or whether CartPole's cart drifts off the track under a 10-step plan. Writes
 ``<out>/true_dynamics_<env>_<proposer>_k<k>_h<H>_n<K>.json`` (per episode: return, env steps, success,
 final observation) and prints the summary.
 
@@ -18,7 +18,6 @@ final observation) and prints the summary.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -31,25 +30,6 @@ import torch
 from diffaif.envs import make_env
 from diffaif.planning.continuous import ContinuousConfig, control_preference, propose_box_policies
 from diffaif.planning.policies import CEMConfig, PolicyConfig, propose_policies
-
-
-def rollout(env, policy: np.ndarray) -> np.ndarray:
-    """The observations (H, d) of one action sequence ((H,) discrete or (H, d_a) Box actions) run on a
-    copy of ``env`` (a ``ControlTask``); after a termination the last observation is repeated, as the
-    world model's absorbing padding does."""
-    sim = copy.deepcopy(env)
-    observations, done = [], False
-    for action in policy:
-        if not done:
-            obs, _, terminated, truncated, _ = sim.step(env_action(env, action))
-            done = terminated or truncated
-        observations.append(obs)
-    return np.asarray(observations)
-
-
-def env_action(env, action: np.ndarray):
-    """One step of a policy as ``env.step`` takes it: an int for Discrete, a float32 array for Box."""
-    return int(action) if isinstance(env.action_space, gym.spaces.Discrete) else np.asarray(action, np.float32)
 
 
 def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes: int, seed: int,
@@ -72,7 +52,7 @@ def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes
 
     def score(policies: torch.Tensor) -> torch.Tensor:
         """G = −Σ_τ log p̃(o_τ) of each policy (K, H) or (K, H, d_a) from env's current state → (K,)."""
-        observations = torch.as_tensor(np.stack([rollout(env, p.numpy()) for p in policies]))
+        observations = torch.as_tensor(np.stack([env.simulate(p.numpy()) for p in policies]))
         return -preference.log_density(observations.double(), precision).sum(-1)
 
     results = []
@@ -88,7 +68,7 @@ def run(env_id: str, action_repeat: int, horizon: int, candidates: int, episodes
             if scores is None:
                 scores = score(policies)
             best = policies[int(torch.argmin(scores)), 0].numpy()
-            obs, reward, terminated, truncated, info = env.step(env_action(env, best))
+            obs, reward, terminated, truncated, info = env.step(env.env_action(best))
             total, steps, done = total + float(reward), steps + info["env_steps"], terminated or truncated
         results.append({"return": total, "env_steps": steps, "success": bool(info.get("success", terminated)),
                         "final_obs": np.asarray(obs).round(3).tolist()})

@@ -364,7 +364,7 @@ def test_true_dynamics_reference_planner(monkeypatch):
     env.reset(seed=0)
     start = env.unwrapped.state.copy()
     preference = control_preference("mountaincar", ContinuousConfig())
-    observations = reference.rollout(env, np.array([2, 2, 2]))
+    observations = env.simulate(np.array([2, 2, 2]))
     score = float(preference.log_density(torch.as_tensor(observations, dtype=torch.float64), 1.0).sum())
     assert np.array_equal(env.unwrapped.state, start)              # planned on a copy
     twin = make_env("MountainCar-v0", action_repeat=2, max_episode_steps=4)

@@ -14,6 +14,7 @@ of H steps looks kH env steps ahead.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -114,6 +115,25 @@ class ControlTask(gym.Wrapper):
         state = np.asarray(obs, dtype=np.float64)
         info = {**self._info(info, state, terminated, truncated), "env_steps": taken}
         return self._observe(state), total, terminated, truncated, info
+
+    def env_action(self, action: Any) -> Any:
+        """One step of an action sequence as ``step`` takes it: an int (Discrete) or a float32 array (Box)."""
+        if isinstance(self.action_space, gym.spaces.Discrete):
+            return int(action)
+        return np.asarray(action, dtype=np.float32)
+
+    def simulate(self, actions: np.ndarray) -> np.ndarray:
+        """The observations (H, d) that ``actions`` ((H,) Discrete or (H, d_a) Box) would give from the
+        current state, run on a copy: this env is left as it was. After a termination the last
+        observation is repeated, as the world model's absorbing padding does."""
+        twin = copy.deepcopy(self)
+        observations, done = [], False
+        for action in actions:
+            if not done:
+                obs, _, terminated, truncated, _ = twin.step(self.env_action(action))
+                done = terminated or truncated
+            observations.append(obs)
+        return np.asarray(observations)
 
 
 def make_control_task(name: str, obs_noise: float = 0.0, action_repeat: int = 1, **env_kwargs: Any) -> ControlTask:
