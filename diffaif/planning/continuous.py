@@ -220,8 +220,9 @@ def propose_box_policies(config: PolicyConfig, low: torch.Tensor, high: torch.Te
 # ---- the decision --------------------------------------------------------------------------------
 @dataclass
 class ContinuousPlan:
-    """One decision: the action, P(π) over the candidates, their EFE terms, and the predicted next
-    observation (standardised samples under the chosen policy) for the surprise."""
+    """One decision: the action, P(π) over the candidates, their EFE terms, the predicted next
+    observation (standardised samples under the chosen policy) for the surprise, and every candidate's
+    mean predicted observations (to compare with the true ones: ``experiments.fidelity``)."""
 
     action: Any
     policy_probs: torch.Tensor          # (K,)
@@ -231,6 +232,7 @@ class ContinuousPlan:
     next_obs: torch.Tensor              # (n, d_o) standardised samples of o_{t+1} under the chosen policy
     encoding: TaskEncoding
     n_actions: int | None               # Discrete actions: their number; Box: None
+    predicted_obs: torch.Tensor         # (K, H, d_o) raw o_{t+1..t+H} per policy, mean over samples and members
 
     def surprise(self, action: Any, observation: Any) -> float:
         """``−log q(o_{t+1})`` (nats, standardised units) under a Gaussian fit of the predicted samples."""
@@ -316,7 +318,8 @@ class ContinuousPlanner:
         """EFE terms of ``policies`` ((K, H) long or (K, H, d) float) given the history.
 
         → dict of (K,) tensors G, extrinsic, info_gain, novelty, risk, ambiguity (the latter two of
-        the single-model EFE, averaged over members) and ``next_obs`` (K, n, d_o) standardised samples.
+        the single-model EFE, averaged over members), ``next_obs`` (K, n, d_o) standardised samples and
+        ``predicted_obs`` (K, H, d_o) raw observations, the mean over samples and members.
         """
         c, horizon = self.config.context, policies.shape[1]
         known, mask = self._window(observations, actions, policies)
@@ -329,8 +332,8 @@ class ContinuousPlanner:
         future = rearrange(samples[:, :, :, c + 1:c + 1 + horizon], "m k n h d -> m k h n d")
         states = future[..., self.encoding.slice("state")].double()
         obs = future[..., self.encoding.slice("obs")].double()
-        log_preference = self.preference.log_density(self._decode(future, "obs").double(),
-                                                     self.config.preference_precision)
+        raw_obs = self._decode(future, "obs").double()                          # (M, K, H, n, d_o)
+        log_preference = self.preference.log_density(raw_obs, self.config.preference_precision)
         cc = self.continuous
         terms = {name: value.mean(0) for name, value in
                  continuous_expected_free_energy(states, obs, log_preference, cc.entropy, cc.knn_k).items()}
@@ -340,6 +343,7 @@ class ContinuousPlanner:
         terms["novelty"] = novelty
         terms["G"] = -terms["extrinsic"] - cc.info_gain_weight * terms["info_gain"] - cc.novelty_weight * novelty
         terms["next_obs"] = samples[0, :, :, c + 1, self.encoding.slice("obs")]
+        terms["predicted_obs"] = raw_obs.mean(dim=(0, 3))
         return {name: value.float() for name, value in terms.items()}
 
     def _propose(self, score) -> Proposal:
@@ -392,5 +396,5 @@ class ContinuousPlanner:
         self._previous = policies[chosen].clone() if self.discrete else None
         action = int(first) if self.discrete else first.numpy().astype(np.float32)
         return ContinuousPlan(action, probs, policies, terms, chosen, last["next_obs"][rows[chosen]], self.encoding,
-                              self.n_actions if self.discrete else None)
+                              self.n_actions if self.discrete else None, last["predicted_obs"][rows])
 
