@@ -1,16 +1,19 @@
 """Classic control: adapter, preferences, continuous EFE terms, planner, SAC baseline (fast, CPU)."""
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from diffaif.agents import AGENTS, agent_config, make_agent
 from diffaif.config import ConfigError
 from diffaif.envs import ControlTask, make_env
 from diffaif.experiments.compare import CompareConfig, run_comparison
+from diffaif.experiments.fidelity import control_fidelity
 from diffaif.data.episodes import EpisodeData
 from diffaif.planning.continuous import (ContinuousConfig, control_encoding, control_preference, gaussian_cem,
                                          propose_box_policies, uniform_policies)
@@ -291,6 +294,32 @@ def test_aif_runs_an_episode_on_cartpole(tmp_path):
     assert math.isfinite(agent._surprise[-1]) and agent.data.n_interactions == 120 + steps
 
 
+def test_plan_predicted_observations_are_the_decoded_mean_of_the_samples(tmp_path):
+    env = make_env("MountainCar-v0", max_episode_steps=5)
+    agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "run_dir": str(tmp_path)})
+    agent.warm_up(env, 60, seed=1)
+    obs, info = env.reset(seed=2)
+    plan = agent.planner.plan([obs], [])
+    assert plan.predicted_obs.shape == (len(plan.policies), 3, 2)        # (K, H, d_o)
+    spec = agent.model.encoding.parts["obs"]
+    first = plan.next_obs.mean(0) * torch.tensor(spec.std) + torch.tensor(spec.mean)
+    assert torch.allclose(plan.predicted_obs[plan.chosen, 0], first.float(), atol=1e-5)
+
+
+def test_control_fidelity_compares_predictions_with_the_simulator(tmp_path):
+    env = make_env("Pendulum-v1", max_episode_steps=4)
+    agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "run_dir": str(tmp_path)})
+    agent.warm_up(env, 60, seed=1)
+    result = control_fidelity(agent, env, episodes=2, seed=0)
+    assert result["decisions"] == 8 and len(result["spearman"]) == len(result["true_regret"]) == 8
+    assert all(r >= 0 for r in result["true_regret"]) and result["true_regret_p95"] <= max(result["true_regret"])
+    assert all(-1 <= r <= 1 for r in result["spearman"] if math.isfinite(r))
+    error = np.array(result["prediction_error"])
+    assert error.shape == (3, 3) and (error >= 0).all() and error[:, :2].max() <= 2   # |cos|, |sin| errors
+    assert [-16.3 * 4 < e["return"] <= 0 for e in result["episodes"]] == [True, True]
+    assert agent.data.n_interactions == 60 + 8                            # it recorded its episodes
+
+
 def test_discrete_random_shooting_keeps_the_previous_plan_shifted(tmp_path):
     env = make_env("CartPole-v1", max_episode_steps=8)
     overrides = {**TINY_AIF, "run_dir": str(tmp_path),
@@ -382,3 +411,16 @@ def test_true_dynamics_reference_planner(monkeypatch):
     (box,) = reference.run("Pendulum-v1", action_repeat=4, horizon=2, candidates=4, episodes=1, seed=0, proposer="cem",
                            cem=CEMConfig(n_elite=2, iterations=1))
     assert box["env_steps"] == 200 and -16.3 * 200 < box["return"] < 0  # Box torques; reward in [-16.27, 0] per step
+
+
+def test_control_fidelity_script_writes_json(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    import control_fidelity as script
+    config = tmp_path / "cartpole.yaml"
+    config.write_text(yaml.safe_dump({"env": "CartPole-v1", "warmup_steps": 40, "env_kwargs": {"max_episode_steps": 3},
+                                      "agent": {"aif": {**TINY_AIF, "run_dir": str(tmp_path / "aif")}}}))
+    result = script.main(["--config", str(config), "--episodes", "1", "--out", str(tmp_path / "f.json"), "seed=2"])
+    assert json.loads((tmp_path / "f.json").read_text())["decisions"] == result["decisions"] == 3
+    assert result["warmup_env_steps"] == 40 and np.array(result["prediction_error"]).shape == (3, 4)
+    with pytest.raises(ConfigError, match="no_such_key"):
+        script.main(["--config", str(config), "--out", str(tmp_path / "g.json"), "no_such_key=1"])
