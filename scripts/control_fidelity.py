@@ -2,9 +2,9 @@
 
 Builds the AIF agent of an experiment config (its env options, warm-up budget and agent settings) and
 warms it up as ``diffaif compare`` does for the first seed of base seed ``seed``, then plays
-``--episodes`` episodes (their own reset seeds) with ``diffaif.experiments.fidelity.control_fidelity``: at every decision the candidates' predicted
-extrinsic values and observations are compared with those of the same action sequences run on a copy
-of the env. Writes the result as JSON and prints its summary.
+``--episodes`` episodes (their own reset seeds) with ``experiments.fidelity.control_fidelity``: at
+every decision the candidates' predicted extrinsic values and observations are compared with those of
+the same action sequences run on a copy of the env. Writes the result as JSON and prints its summary.
 
     python scripts/control_fidelity.py --config configs/experiments/mountaincar.yaml --episodes 3 --out runs/fidelity/mountaincar.json
 """

@@ -6,9 +6,9 @@ proposes: ``propose_policies`` for Discrete actions, ``propose_box_policies`` wi
 Box actions), horizon, candidates and action repeat, but each candidate is rolled out on a copy of
 the env itself (``ControlTask.simulate``) instead of the diffusion model. What this planner cannot
 do, no world model will make the agent do: e.g. whether a 10-decision plan at action repeat k
-reaches MountainCar's flag, or whether CartPole's cart drifts off the track under a 10-step plan. Writes
-``<out>/true_dynamics_<env>_<proposer>_k<k>_h<H>_n<K>.json`` (per episode: return, env steps, success,
-final observation) and prints the summary.
+reaches MountainCar's flag, or whether CartPole's cart drifts off the track under a 10-step plan.
+Writes ``<out>/true_dynamics_<env>_<proposer>_k<k>_h<H>_n<K>.json`` (per episode: return, env steps,
+success, final observation) and prints the summary.
 
     python scripts/true_dynamics_planning.py --env MountainCar-v0 --action-repeat 10 --horizon 10 --candidates 256
     python scripts/true_dynamics_planning.py --env CartPole-v1 --horizon 10 --candidates 32 --episodes 4
