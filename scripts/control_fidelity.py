@@ -15,10 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from diffaif.agents import make_agent
 from diffaif.config import build_config
-from diffaif.envs import make_env
-from diffaif.experiments.compare import CompareConfig, derived_seed
+from diffaif.experiments.compare import CompareConfig, derived_seed, seeded_agent
 from diffaif.experiments.fidelity import control_fidelity
 
 
@@ -30,8 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("overrides", nargs="*", help="CompareConfig overrides, e.g. agent.aif.ensemble=1 seed=3")
     args = parser.parse_args(argv)
     config = build_config(CompareConfig, [args.config], args.overrides)
-    env = make_env(config.env, **{**config.env_kwargs, **config.agent_env.get("aif", {})})
-    agent = make_agent("aif", env, seed=config.seed, overrides=config.agent.get("aif"))
+    env, agent = seeded_agent(config, "aif", 0)
     began = time.perf_counter()
     used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, 0, 1))
     result = control_fidelity(agent, env, args.episodes, seed=derived_seed(config.seed, 0, 0))

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffaif.agents import AGENTS, env_steps, make_agent
+from diffaif.agents import AGENTS, Agent, env_steps, make_agent
 from diffaif.config import save_config
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
@@ -83,6 +84,13 @@ def _plain(x: Any) -> Any:
     return arr.item() if arr.ndim == 0 else arr.tolist()
 
 
+def seeded_agent(config: CompareConfig, name: str, seed_index: int) -> tuple[gym.Env, Agent]:
+    """Agent ``name`` of ``config`` for seed index ``seed_index``, on its own env (``env_kwargs`` with its
+    ``agent_env`` options) → (env, agent); not yet warmed up."""
+    env = make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})})
+    return env, make_agent(name, env, seed=config.seed + seed_index, overrides=config.agent.get(name))
+
+
 def run_comparison(config: CompareConfig) -> dict:
     """Evaluate every agent in ``config.agents``; write the run directory and return the summary."""
     out = Path(config.out)
@@ -92,8 +100,7 @@ def run_comparison(config: CompareConfig) -> dict:
         raise ValueError(f"agent_env names unknown agents {unknown}; valid choices: {sorted(AGENTS)}")
     probe_env = make_env(config.env, **config.env_kwargs)
     for name in config.agents:  # fail fast on a bad name or config before any long run
-        make_agent(name, make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})}), seed=0,
-                   overrides=config.agent.get(name))
+        seeded_agent(config, name, 0)
     task = probe_env.unwrapped
     if getattr(task, "observability", None) is not None and (task.observability < 1).any():
         plot_observability(task.observability, out / "observability.png",
@@ -105,8 +112,7 @@ def run_comparison(config: CompareConfig) -> dict:
     bar = tqdm(total=total, desc=f"compare {config.env}", disable=not config.progress)
     for s in range(config.seeds):
         for name in config.agents:
-            env = make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})})
-            agent = make_agent(name, env, seed=config.seed + s, overrides=config.agent.get(name))
+            env, agent = seeded_agent(config, name, s)
             used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, s, 1))
             for e in range(config.episodes):
                 steps, success, ret, dist = run_episode(
