@@ -121,6 +121,11 @@ def test_standardisation_scale_is_floored_by_the_bounded_observation_range():
             # the speeds are unbounded and keep the data's σ
             assert std == pytest.approx([1.2, data_std[1], data_std[2], data_std[3]], rel=1e-5)
             assert control_encoding(env, data).parts[part].std == pytest.approx(tuple(data_std))
+            # anchored x: the σ of its displacements within 3-step windows (0, 0.02, 0.04 m), no floor
+            anchored = control_encoding(env, data, min_scale=0.25, anchored=[0], span=3).parts[part]
+            moves = np.array([0.0, 0.02, 0.04] * 9)
+            assert anchored.std == pytest.approx((moves.std(), *std[1:]), rel=1e-5)
+            assert anchored.mean[0] == pytest.approx(moves.mean())
     with pytest.raises(ValueError, match="min_scale"):
         ContinuousConfig(min_scale=-1.0)
 
@@ -301,9 +306,34 @@ def test_plan_predicted_observations_are_the_decoded_mean_of_the_samples(tmp_pat
     obs, info = env.reset(seed=2)
     plan = agent.planner.plan([obs], [])
     assert plan.predicted_obs.shape == (len(plan.policies), 3, 2)        # (K, H, d_o)
+    assert torch.allclose(plan.predicted_obs[plan.chosen, 0], plan.next_obs.mean(0), atol=1e-5)
     spec = agent.model.encoding.parts["obs"]
-    first = plan.next_obs.mean(0) * torch.tensor(spec.std) + torch.tensor(spec.mean)
-    assert torch.allclose(plan.predicted_obs[plan.chosen, 0], first.float(), atol=1e-5)
+    z = (plan.next_obs - torch.tensor(spec.mean)) / torch.tensor(spec.std)
+    mean, cov = z.double().mean(0), torch.cov(z.T.double()) + 1e-4 * torch.eye(2, dtype=torch.float64)
+    by_hand = -torch.distributions.MultivariateNormal(mean, cov).log_prob(torch.zeros(2, dtype=torch.float64))
+    assert plan.surprise(0, np.array(spec.mean)) == pytest.approx(float(by_hand), rel=1e-5)
+
+
+def test_anchored_cart_position_makes_the_plan_translation_invariant(tmp_path):
+    env = make_env("CartPole-v1", max_episode_steps=20)
+    overrides = {**TINY_AIF, "planner": {**TINY_AIF["planner"], "policies": {"kind": "random", "horizon": 3,
+                                                                             "n_candidates": 6},
+                                         "continuous": {"anchored": [0]}}, "run_dir": str(tmp_path)}
+    agent = make_agent("aif", env, seed=0, overrides=overrides)
+    agent.warm_up(env, 120, seed=1)
+    assert agent.model.encoding.anchored == (0,)
+    history = [np.array([0.1, 0.2, 0.01, -0.1]), np.array([0.11, 0.25, 0.008, -0.12])]
+    policies = torch.randint(0, 2, (6, 3), generator=torch.Generator().manual_seed(0))
+    moved = []
+    for shift in (0.0, 1.5):                      # the same history with the cart 1.5 m to the right
+        agent.planner.generator.manual_seed(0)
+        moved.append(agent.planner.evaluate([o + [shift, 0, 0, 0] for o in history], [0], policies))
+    # the model sees the same tokens, so it predicts the same future, moved by 1.5 m
+    expected = moved[0]["predicted_obs"] + torch.tensor([1.5, 0.0, 0.0, 0.0])
+    assert torch.allclose(moved[1]["predicted_obs"], expected, atol=1e-5)
+    assert torch.allclose(moved[1]["info_gain"], moved[0]["info_gain"], atol=1e-5)
+    # ... and the centring preference sees the cart 1.5 m off centre
+    assert (moved[1]["extrinsic"] < moved[0]["extrinsic"]).all()
 
 
 def test_control_fidelity_compares_predictions_with_the_simulator(tmp_path):

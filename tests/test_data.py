@@ -3,6 +3,7 @@ import pytest
 
 from diffaif.data import (EpisodeData, PartSpec, TaskEncoding, bayes_filter_update, collect_episodes, filter_beliefs,
                           grid_encoding, load_episodes, predict_observations, save_episodes, windows)
+from diffaif.data.episodes import window_displacements
 from diffaif.envs import make_env
 
 
@@ -47,6 +48,28 @@ def test_continuous_part_standardised_and_round_trip():
     absent = enc.encode(np.full((1, 2), np.nan), np.full((1, 2), np.nan), np.array([-1]))
     np.testing.assert_array_equal(absent, [[0, 0, 0, 0, -1, -1, -1]])
     assert TaskEncoding.from_dict(enc.to_dict()) == enc
+
+
+def test_anchored_dimensions_are_relative_to_the_first_present_observation():
+    enc = TaskEncoding([PartSpec("state", "continuous", 2, (0.0, 0.0), (2.0, 1.0)),
+                        PartSpec("obs", "continuous", 2, (0.0, 0.0), (2.0, 1.0)),
+                        PartSpec("action", "categorical", 2)], anchored=[0])
+    # one window (T=3) whose first step is absent: dimension 0 is taken relative to o_1[0] = 10
+    obs = np.array([[np.nan, np.nan], [10.0, 1.0], [14.0, 2.0]])
+    x = enc.encode(obs, obs, np.array([-1, 0, 1]))
+    np.testing.assert_array_equal(x[:, :2], [[0, 0], [0, 1], [2, 2]])          # (x - 10) / 2, y / 1
+    np.testing.assert_array_equal(enc.window_offset(obs), [[10.0, 0.0]])
+    # moving the whole window along dimension 0 changes no token
+    np.testing.assert_array_equal(enc.encode(obs + [5.0, 0.0], obs + [5.0, 0.0], np.array([-1, 0, 1])), x)
+    np.testing.assert_allclose(enc.decode(x, enc.window_offset(obs))["obs"][1:], obs[1:])
+    with pytest.raises(ValueError, match="offset"):
+        enc.decode(x)
+    assert TaskEncoding.from_dict(enc.to_dict()) == enc and enc.fitted(obs=obs[1:]).anchored == (0,)
+    with pytest.raises(ValueError, match="anchored"):
+        TaskEncoding(list(enc.parts.values()), anchored=[2])
+    with pytest.raises(ValueError, match="anchored"):
+        TaskEncoding([PartSpec("state", "categorical", 3), PartSpec("obs", "categorical", 3),
+                      PartSpec("action", "categorical", 2)], anchored=[0])
 
 
 def test_bad_inputs_are_named():
@@ -105,6 +128,20 @@ def test_windows_padding_rules():
     # every present (non-absent) token has exactly one +1 per categorical part: no absent action left
     present = ~(w == -1).all(-1)
     assert ((w[present] == 1).sum(-1) == 3).all()
+
+
+def test_window_displacements_subtract_each_window_s_first_observation():
+    data = EpisodeData(np.array([[0.0], [1.0], [3.0], [10.0], [10.5]]), np.array([[0.0], [1.0], [3.0], [10.0], [10.5]]),
+                       np.zeros(5, np.int64), np.zeros(5), np.array([False, True, False, False, False]),
+                       np.zeros(5, bool), np.array([0, 3]))
+    states, obs = window_displacements(data, 2)
+    # episode 0 terminated (rows 0-2, its last row repeated): windows 0-1, 1-2, 2-2; episode 1: 3-4
+    np.testing.assert_array_equal(obs[:, 0], [0, 1, 0, 2, 0, 0, 0, 0.5])
+    np.testing.assert_array_equal(states, obs)
+    with pytest.raises(ValueError, match="length 3"):
+        window_displacements(EpisodeData(*[a[3:] for a in (data.states, data.observations, data.actions,
+                                                            data.rewards, data.terminated, data.truncated)],
+                                         np.array([0])), 3)
 
 
 def test_collect_episodes_grid(env):

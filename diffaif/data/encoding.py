@@ -14,6 +14,11 @@ An *absent* value (a step before the episode started, or an unknown hidden state
 index ``-1`` for a categorical part and ``NaN`` for a continuous one; it encodes to the absent token
 (all entries -1, resp. all 0), which is no valid value, so the model can tell that the episode had
 not started yet.
+
+*Anchored* dimensions (continuous state and observation of one size) are written relative to the
+window's first present observation: a window of CartPole, whose dynamics do not depend on where the
+cart is, then shows the cart's displacement, which stays inside what the data showed wherever the
+cart goes. Decoding them needs that offset back (``TaskEncoding.window_offset``).
 """
 from __future__ import annotations
 
@@ -82,10 +87,18 @@ def standardise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
     return np.nan_to_num(z, nan=0.0).astype(np.float32)
 
 
-class TaskEncoding:
-    """The token layout of a task: an ordered list of parts ``state``, ``obs``, ``action``."""
+def first_present(values: Any) -> np.ndarray:
+    """The first present (not NaN) row of each window: (..., T, d) -> (..., 1, d), NaN where none is."""
+    values = np.asarray(values, dtype=np.float64)
+    first = (~np.isnan(values).any(-1)).argmax(-1)
+    return np.take_along_axis(values, first[..., None, None], axis=-2)
 
-    def __init__(self, parts: Sequence[PartSpec]):
+
+class TaskEncoding:
+    """The token layout of a task: an ordered list of parts ``state``, ``obs``, ``action``, and the
+    ``anchored`` observation dimensions (see the module docstring)."""
+
+    def __init__(self, parts: Sequence[PartSpec], anchored: Sequence[int] = ()):
         names = [p.name for p in parts]
         if sorted(names) != sorted(PARTS):
             raise ValueError(f"an encoding needs exactly the parts {PARTS}, got {names}")
@@ -93,10 +106,19 @@ class TaskEncoding:
         offsets = np.cumsum([0] + [p.size for p in parts])
         self._slices = {p.name: slice(int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])}
         self.dim = int(offsets[-1])
+        self.anchored = tuple(int(j) for j in anchored)
+        if self.anchored:
+            state, obs = self.parts["state"], self.parts["obs"]
+            if state.kind != "continuous" or obs.kind != "continuous" or state.size != obs.size:
+                raise ValueError("anchored dimensions need a continuous state and observation of one size, got "
+                                 f"state {state.kind}[{state.size}], obs {obs.kind}[{obs.size}]")
+            if len(set(self.anchored)) != len(self.anchored) or not all(0 <= j < obs.size for j in self.anchored):
+                raise ValueError(f"anchored dimensions must be distinct indices in [0, {obs.size}), got {anchored}")
 
     def __repr__(self) -> str:
         body = ", ".join(f"{p.name}={p.kind}[{p.size}]" for p in self.parts.values())
-        return f"TaskEncoding({body}; dim={self.dim})"
+        anchored = f"; anchored={list(self.anchored)}" if self.anchored else ""
+        return f"TaskEncoding({body}; dim={self.dim}{anchored})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TaskEncoding) and self.to_dict() == other.to_dict()
@@ -147,8 +169,22 @@ class TaskEncoding:
             raise ValueError(f"continuous part {part!r} expects a last axis of size {spec.size}, got shape {values.shape}")
         return standardise(values, *self._check_stats(spec))
 
+    def window_offset(self, observations: Any) -> np.ndarray:
+        """What a window's anchored dimensions are relative to: its first present observation there and 0
+        on the other dimensions. Raw observations (..., T, d_o) -> (..., 1, d_o); all 0 when nothing is
+        anchored or no observation is present."""
+        first = first_present(observations)
+        offset = np.zeros_like(first)
+        offset[..., list(self.anchored)] = np.nan_to_num(first[..., list(self.anchored)])
+        return offset
+
     def encode(self, states: Any, observations: Any, actions: Any) -> np.ndarray:
-        """Tokens ``concat(s, o, a)``: arrays of shape (..., T) or (..., T, d) -> (..., T, dim) float32."""
+        """Tokens ``concat(s, o, a)`` of windows: arrays of shape (..., T) or (..., T, d) -> (..., T, dim)
+        float32 (anchored dimensions of s and o relative to ``window_offset(observations)``)."""
+        if self.anchored:
+            offset = self.window_offset(observations)
+            states = np.asarray(states, dtype=np.float64) - offset
+            observations = np.asarray(observations, dtype=np.float64) - offset
         by_name = {"state": states, "obs": observations, "action": actions}
         pieces = [self.encode_part(name, by_name[name]) for name in self.parts]
         lead = {piece.shape[:-1] for piece in pieces}
@@ -164,10 +200,15 @@ class TaskEncoding:
             raise ValueError(f"tokens must have a last axis of size {self.dim}, got shape {x.shape}")
         return x[..., self.slice(part)]
 
-    def decode_part(self, x: Any, part: str) -> np.ndarray:
+    def decode_part(self, x: Any, part: str, offset: Any = None) -> np.ndarray:
         """(..., dim) tokens -> (...,) int indices (categorical), (..., F) (factored) or (..., d) values
-        (continuous)."""
+        (continuous). ``offset`` (broadcastable to the values): the windows' ``window_offset``, which
+        the state and observation need back when dimensions are anchored."""
         spec = self.parts[part]
+        anchored = bool(self.anchored) and part in ("state", "obs")
+        if anchored and offset is None:
+            raise ValueError(f"decoding {part!r} of an encoding with anchored dimensions {list(self.anchored)} "
+                             "needs the windows' offset (TaskEncoding.window_offset)")
         raw = self.logits(x, part)
         if spec.kind == "categorical" and spec.factors is not None:
             edges = np.cumsum((0,) + spec.factors)
@@ -175,13 +216,13 @@ class TaskEncoding:
         if spec.kind == "categorical":
             return raw.argmax(axis=-1)
         mean, std = self._check_stats(spec)
-        return raw * std + mean
+        return raw * std + mean + (np.asarray(offset) if anchored else 0.0)
 
-    def decode(self, x: Any) -> dict[str, np.ndarray]:
-        """(..., dim) tokens (numpy or torch) -> {part: decoded array}."""
+    def decode(self, x: Any, offset: Any = None) -> dict[str, np.ndarray]:
+        """(..., dim) tokens (numpy or torch) -> {part: decoded array}; ``offset`` as in ``decode_part``."""
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
-        return {name: self.decode_part(x, name) for name in self.parts}
+        return {name: self.decode_part(x, name, offset) for name in self.parts}
 
     def fitted(self, **values: np.ndarray) -> "TaskEncoding":
         """A copy whose continuous parts carry the mean/std of ``values[part]`` (shape (n, d)).
@@ -196,7 +237,7 @@ class TaskEncoding:
                 spec = replace(spec, mean=tuple(np.nanmean(data, axis=0).tolist()),
                                std=tuple(np.where(std > 0, std, 1.0).tolist()))
             parts.append(spec)
-        return TaskEncoding(parts)
+        return TaskEncoding(parts, self.anchored)
 
     def to_dict(self) -> dict:
         return {"parts": [
@@ -204,7 +245,7 @@ class TaskEncoding:
              "mean": None if p.mean is None else list(p.mean), "std": None if p.std is None else list(p.std),
              "factors": None if p.factors is None else list(p.factors)}
             for p in self.parts.values()
-        ]}
+        ], "anchored": list(self.anchored)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TaskEncoding":
@@ -213,7 +254,7 @@ class TaskEncoding:
                                  mean=None if p.get("mean") is None else tuple(p["mean"]),
                                  std=None if p.get("std") is None else tuple(p["std"]),
                                  factors=None if p.get("factors") is None else tuple(p["factors"]))
-                        for p in data["parts"]])
+                        for p in data["parts"]], anchored=data.get("anchored", ()))
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a TaskEncoding dict (missing or bad field {err}): {data!r}") from None
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from diffaif.data.encoding import TaskEncoding
 from diffaif.data.files import atomic_write
@@ -197,6 +198,22 @@ def window_rows(n_rows: int, terminated: bool, length: int, left_pad: int) -> np
     starts = np.arange(-left_pad, last + 1)
     rows = starts[:, None] + np.arange(length)
     return np.where(rows < 0, -1, np.minimum(rows, n_rows - 1))
+
+
+def window_displacements(data: EpisodeData, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """States and observations of every length-``length`` window (``window_rows``, no left padding) minus
+    the window's first observation: the values that anchored dimensions take (``TaskEncoding``).
+    -> (n_windows * length, d_s), (n_windows * length, d_o)."""
+    states, observations = [], []
+    for (a, b), done in zip(data.episode_bounds(), data.episode_terminated()):
+        rows = window_rows(b - a, bool(done), length, 0) + a
+        first = data.observations[rows[:, :1]]
+        states.append(data.states[rows] - first)
+        observations.append(data.observations[rows] - first)
+    if not any(len(o) for o in observations):
+        raise ValueError(f"no episode is long enough for windows of length {length}")
+    return (rearrange(np.concatenate(states), "n t d -> (n t) d"),
+            rearrange(np.concatenate(observations), "n t d -> (n t) d"))
 
 
 def windows(data: EpisodeData, encoding: TaskEncoding, length: int, left_pad: int | None = None,

@@ -95,7 +95,9 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
         began = time.perf_counter()
         samples = model.inpaint(known, mask, n_samples, steps=steps, mode=mode, generator=generator)
         seconds.append(time.perf_counter() - began)
-        decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1])
+        offset = (np.stack([model.encoding.window_offset(item["obs_history"]) for item in chunk])[:, None]
+                  if model.encoding.anchored else None)                            # (W, 1, 1, d_o)
+        decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1], offset)
         obs_samples.append(decoded["obs"][:, :, 1:])
         state_samples.append(decoded["state"])
     facts = {"n_windows": len(items), "context": context, "horizon": horizon, "n_samples": n_samples,

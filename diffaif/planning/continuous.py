@@ -28,7 +28,7 @@ import torch
 from einops import rearrange, repeat
 
 from diffaif.data.encoding import PartSpec, TaskEncoding
-from diffaif.data.episodes import EpisodeData
+from diffaif.data.episodes import EpisodeData, window_displacements
 from diffaif.envs.control import MOUNTAIN_CAR_FLAG
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_expected_free_energy,
@@ -57,7 +57,11 @@ class ContinuousConfig:
     min_scale: the standardisation's σ_j is at least ``min_scale`` × the half-range of the observation
     space's dimension j where it is bounded (``control_encoding``), so that states the random warm-up
     never reached (CartPole's cart a metre off centre, MountainCar at the flag) lie a few units from
-    the data, not tens of its standard deviations; 0 keeps the data's σ_j.
+    the data, not tens of its standard deviations; 0 keeps the data's σ_j;
+    anchored: observation dimensions the world model sees relative to the window's first observation
+    (``TaskEncoding``), for dynamics that do not depend on them (CartPole's cart position, 0); their
+    statistics are those of the displacements within a planning window, and ``min_scale`` leaves
+    them alone.
     """
 
     preference: str = "auto"
@@ -70,6 +74,7 @@ class ContinuousConfig:
     preference_scales: Optional[list[float]] = None
     preference_floor: float = math.inf
     min_scale: float = 0.25
+    anchored: list[int] = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         if self.preference != "auto" and self.preference not in PREFERENCES:
@@ -144,10 +149,12 @@ def control_preference(family: str, config: ContinuousConfig) -> GaussianPrefere
 
 
 # ---- encoding ------------------------------------------------------------------------------------
-def control_encoding(env: gym.Env, data: EpisodeData, min_scale: float = 0.0) -> TaskEncoding:
+def control_encoding(env: gym.Env, data: EpisodeData, min_scale: float = 0.0, anchored: Sequence[int] = (),
+                     span: int = 1) -> TaskEncoding:
     """State and observation continuous, standardised by ``data`` with σ_j ≥ ``min_scale`` × half-range
-    of the observation space's dimension j where it is bounded; action categorical (Discrete) or
-    continuous (Box, standardised by the actions in ``data``)."""
+    of the observation space's dimension j where it is bounded; ``anchored`` dimensions standardised by
+    their displacements within windows of ``span`` steps instead (no floor); action categorical
+    (Discrete) or continuous (Box, standardised by the actions in ``data``)."""
     obs_dim = int(env.observation_space.shape[0])
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
@@ -157,17 +164,26 @@ def control_encoding(env: gym.Env, data: EpisodeData, min_scale: float = 0.0) ->
     else:
         raise ValueError(f"control tasks need a Discrete or flat Box action space, got {space}")
     encoding = TaskEncoding([PartSpec("state", "continuous", obs_dim), PartSpec("obs", "continuous", obs_dim),
-                             action])
+                             action], anchored)
     stats = {"state": data.states, "obs": data.observations}
     if action.kind == "continuous":
         stats["action"] = data.actions
     encoding = encoding.fitted(**stats)
+    moved = encoding.fitted(**dict(zip(("state", "obs"), window_displacements(data, span)))) if anchored else encoding
+    is_anchored = np.isin(np.arange(obs_dim), list(anchored))
     # the wrapped env's own bounds: ControlTask widens the observation space to ±inf under sensor noise
     bounds = env.unwrapped.observation_space
     half_range = np.where(np.isfinite(bounds.high - bounds.low), (bounds.high - bounds.low) / 2, 0.0)
-    floor = min_scale * half_range.astype(np.float64)
-    return TaskEncoding([dataclasses.replace(spec, std=tuple(np.maximum(spec.std, floor).tolist()))
-                         if spec.name in ("state", "obs") else spec for spec in encoding.parts.values()])
+    floor = np.where(is_anchored, 0.0, min_scale * half_range.astype(np.float64))
+
+    def standardised(spec: PartSpec) -> PartSpec:
+        if spec.name not in ("state", "obs"):
+            return spec
+        mean = np.where(is_anchored, moved.parts[spec.name].mean, spec.mean)
+        std = np.maximum(np.where(is_anchored, moved.parts[spec.name].std, spec.std), floor)
+        return dataclasses.replace(spec, mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+    return TaskEncoding([standardised(spec) for spec in encoding.parts.values()], anchored)
 
 
 # ---- candidate action sequences for Box actions --------------------------------------------------
@@ -221,7 +237,7 @@ def propose_box_policies(config: PolicyConfig, low: torch.Tensor, high: torch.Te
 @dataclass
 class ContinuousPlan:
     """One decision: the action, P(π) over the candidates, their EFE terms, the predicted next
-    observation (standardised samples under the chosen policy) for the surprise, and every candidate's
+    observation (samples under the chosen policy) for the surprise, and every candidate's
     mean predicted observations (to compare with the true ones: ``experiments.fidelity``)."""
 
     action: Any
@@ -229,7 +245,7 @@ class ContinuousPlan:
     policies: torch.Tensor              # (K, H) long or (K, H, d) float
     terms: dict[str, torch.Tensor]      # each (K,): G, extrinsic, info_gain, novelty, risk, ambiguity
     chosen: int
-    next_obs: torch.Tensor              # (n, d_o) standardised samples of o_{t+1} under the chosen policy
+    next_obs: torch.Tensor              # (n, d_o) raw samples of o_{t+1} under the chosen policy
     encoding: TaskEncoding
     n_actions: int | None               # Discrete actions: their number; Box: None
     predicted_obs: torch.Tensor         # (K, H, d_o) raw o_{t+1..t+H} per policy, mean over samples and members
@@ -237,9 +253,10 @@ class ContinuousPlan:
     def surprise(self, action: Any, observation: Any) -> float:
         """``−log q(o_{t+1})`` (nats, standardised units) under a Gaussian fit of the predicted samples."""
         z = torch.as_tensor(self.encoding.encode_part("obs", np.asarray(observation)[None]))[0]
-        cov = torch.cov(self.next_obs.T.double()).reshape(z.shape[0], z.shape[0])
+        samples = torch.as_tensor(self.encoding.encode_part("obs", self.next_obs.numpy()))
+        cov = torch.cov(samples.T.double()).reshape(z.shape[0], z.shape[0])
         # the ridge keeps the fit proper when the samples (nearly) agree
-        normal = torch.distributions.MultivariateNormal(self.next_obs.double().mean(0),
+        normal = torch.distributions.MultivariateNormal(samples.double().mean(0),
                                                         cov + 1e-4 * torch.eye(z.shape[0], dtype=torch.float64))
         return float(-normal.log_prob(z.double()))
 
@@ -295,14 +312,16 @@ class ContinuousPlanner:
         self._cem_mean: torch.Tensor | None = None
         self._previous: torch.Tensor | None = None   # discrete: the last decision's chosen sequence (H,)
 
-    def _decode(self, samples: torch.Tensor, part: str) -> torch.Tensor:
-        """Raw values of a continuous ``part``: (..., D) standardised tokens → (..., d)."""
+    def _decode(self, samples: torch.Tensor, part: str, offset: np.ndarray) -> torch.Tensor:
+        """Raw values of a continuous ``part``: (..., D) standardised tokens and the window's offset
+        (d,) (``TaskEncoding.window_offset``) → (..., d)."""
         spec = self.encoding.parts[part]
         std, mean = torch.tensor(spec.std, dtype=samples.dtype), torch.tensor(spec.mean, dtype=samples.dtype)
-        return samples[..., self.encoding.slice(part)] * std + mean
+        return samples[..., self.encoding.slice(part)] * std + mean + torch.as_tensor(offset, dtype=samples.dtype)
 
     def _window(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor):
-        """``known_window`` for K policies after the last ``context + 1`` observations."""
+        """``known_window`` for K policies after the last ``context + 1`` observations, and the
+        window's offset (d_o,)."""
         obs = np.asarray(list(observations)[-(self.config.context + 1):], dtype=np.float64)
         n_past = len(obs) - 1
         past = np.asarray(list(actions)[len(actions) - n_past:] if n_past else [])
@@ -311,18 +330,19 @@ class ContinuousPlanner:
         else:
             past = past.astype(np.float64).reshape(n_past, self.low.shape[0])
         K = policies.shape[0]
-        return known_window(self.encoding, self.window, self.config.context, np.repeat(obs[None], K, 0),
-                            np.repeat(past[None], K, 0), policies.numpy())
+        known, mask = known_window(self.encoding, self.window, self.config.context, np.repeat(obs[None], K, 0),
+                                   np.repeat(past[None], K, 0), policies.numpy())
+        return known, mask, self.encoding.window_offset(obs)[0]
 
     def evaluate(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor) -> dict:
         """EFE terms of ``policies`` ((K, H) long or (K, H, d) float) given the history.
 
         → dict of (K,) tensors G, extrinsic, info_gain, novelty, risk, ambiguity (the latter two of
-        the single-model EFE, averaged over members), ``next_obs`` (K, n, d_o) standardised samples and
+        the single-model EFE, averaged over members), ``next_obs`` (K, n, d_o) raw samples of o_{t+1} and
         ``predicted_obs`` (K, H, d_o) raw observations, the mean over samples and members.
         """
         c, horizon = self.config.context, policies.shape[1]
-        known, mask = self._window(observations, actions, policies)
+        known, mask, offset = self._window(observations, actions, policies)
         seed = int(torch.randint(2**62, (), generator=self.generator))
         # every member sees the same noise: identical members predict identically (no spurious novelty)
         samples = torch.stack([m.inpaint(known, mask, self.config.n_samples, self.config.denoising_steps,
@@ -332,7 +352,7 @@ class ContinuousPlanner:
         future = rearrange(samples[:, :, :, c + 1:c + 1 + horizon], "m k n h d -> m k h n d")
         states = future[..., self.encoding.slice("state")].double()
         obs = future[..., self.encoding.slice("obs")].double()
-        raw_obs = self._decode(future, "obs").double()                          # (M, K, H, n, d_o)
+        raw_obs = self._decode(future.double(), "obs", offset)                  # (M, K, H, n, d_o)
         log_preference = self.preference.log_density(raw_obs, self.config.preference_precision)
         cc = self.continuous
         terms = {name: value.mean(0) for name, value in
@@ -342,7 +362,7 @@ class ContinuousPlanner:
             novelty = ensemble_information_gain(obs, cc.entropy, cc.knn_k).sum(-1)
         terms["novelty"] = novelty
         terms["G"] = -terms["extrinsic"] - cc.info_gain_weight * terms["info_gain"] - cc.novelty_weight * novelty
-        terms["next_obs"] = samples[0, :, :, c + 1, self.encoding.slice("obs")]
+        terms["next_obs"] = raw_obs[0, :, 0]
         terms["predicted_obs"] = raw_obs.mean(dim=(0, 3))
         return {name: value.float() for name, value in terms.items()}
 

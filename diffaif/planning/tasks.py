@@ -66,7 +66,9 @@ def control_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
         return None
     _no_tail_value(config, "control tasks")
     preference = control_preference(env.family, config.continuous)
-    return TaskPlanning(lambda data: control_encoding(env, data, config.continuous.min_scale),
+    span = config.context + 1 + config.policies.horizon  # the planning window
+    return TaskPlanning(lambda data: control_encoding(env, data, config.continuous.min_scale,
+                                                      config.continuous.anchored, span),
                         lambda models, seed: ContinuousPlanner(models, preference, env.action_space, config, seed))
 
 
