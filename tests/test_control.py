@@ -14,6 +14,7 @@ from diffaif.config import ConfigError
 from diffaif.envs import ControlTask, make_env
 from diffaif.experiments.compare import CompareConfig, run_comparison
 from diffaif.experiments.fidelity import control_fidelity
+from diffaif.model.evaluate import _sample_windows
 from diffaif.data.episodes import EpisodeData
 from diffaif.planning.continuous import (ContinuousConfig, control_encoding, control_preference, gaussian_cem,
                                          propose_box_policies, uniform_policies)
@@ -334,6 +335,13 @@ def test_anchored_cart_position_makes_the_plan_translation_invariant(tmp_path):
     assert torch.allclose(moved[1]["info_gain"], moved[0]["info_gain"], atol=1e-5)
     # ... and the centring preference sees the cart 1.5 m off centre
     assert (moved[1]["extrinsic"] < moved[0]["extrinsic"]).all()
+    # the model's evaluation decodes with each window's offset too
+    (obs, states, _), (moved_obs, moved_states, _) = (
+        _sample_windows(agent.model, [dict(obs_history=np.stack(history) + [shift, 0, 0, 0],
+                                           action_history=np.array([0]), policy=np.array([1, 0, 1]))],
+                        1, 3, 4, None, None, seed=0, batch_windows=1) for shift in (0.0, 1.5))
+    np.testing.assert_allclose(moved_obs - obs, np.broadcast_to([1.5, 0, 0, 0], obs.shape), atol=1e-5)
+    np.testing.assert_allclose(moved_states - states, np.broadcast_to([1.5, 0, 0, 0], states.shape), atol=1e-5)
 
 
 def test_control_fidelity_compares_predictions_with_the_simulator(tmp_path):
