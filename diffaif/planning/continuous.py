@@ -312,13 +312,6 @@ class ContinuousPlanner:
         self._cem_mean: torch.Tensor | None = None
         self._previous: torch.Tensor | None = None   # discrete: the last decision's chosen sequence (H,)
 
-    def _decode(self, samples: torch.Tensor, part: str, offset: np.ndarray) -> torch.Tensor:
-        """Raw values of a continuous ``part``: (..., D) standardised tokens and the window's offset
-        (d,) (``TaskEncoding.window_offset``) → (..., d)."""
-        spec = self.encoding.parts[part]
-        std, mean = torch.tensor(spec.std, dtype=samples.dtype), torch.tensor(spec.mean, dtype=samples.dtype)
-        return samples[..., self.encoding.slice(part)] * std + mean + torch.as_tensor(offset, dtype=samples.dtype)
-
     def _window(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor):
         """``known_window`` for K policies after the last ``context + 1`` observations, and the
         window's offset (d_o,)."""
@@ -352,7 +345,8 @@ class ContinuousPlanner:
         future = rearrange(samples[:, :, :, c + 1:c + 1 + horizon], "m k n h d -> m k h n d")
         states = future[..., self.encoding.slice("state")].double()
         obs = future[..., self.encoding.slice("obs")].double()
-        raw_obs = self._decode(future.double(), "obs", offset)                  # (M, K, H, n, d_o)
+        # (M, K, H, n, d_o) raw observations
+        raw_obs = torch.as_tensor(self.encoding.decode_part(future.double().numpy(), "obs", offset))
         log_preference = self.preference.log_density(raw_obs, self.config.preference_precision)
         cc = self.continuous
         terms = {name: value.mean(0) for name, value in
