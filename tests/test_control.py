@@ -374,6 +374,44 @@ def test_discrete_random_shooting_keeps_the_previous_plan_shifted(tmp_path):
     assert torch.equal(reused[:, :2], chosen[1:].expand(2, 2)) and reused[:, 2].tolist() == [0, 1]
 
 
+def test_argmax_of_the_first_action_marginal_pools_the_candidates(tmp_path):
+    env = make_env("CartPole-v1", max_episode_steps=8)
+    planner_overrides = {**TINY_AIF["planner"], "gamma": 1.0,
+                         "policies": {"kind": "random", "horizon": 3, "n_candidates": 8}}
+    chosen_actions = []
+    for marginal in (False, True):
+        overrides = {**TINY_AIF, "run_dir": str(tmp_path / str(marginal)),
+                     "planner": {**planner_overrides, "continuous": {"action_marginal": marginal}}}
+        agent = make_agent("aif", env, seed=0, overrides=overrides)
+        agent.warm_up(env, 60, seed=1)
+        evaluate = agent.planner.evaluate
+
+        def rigged(observations, actions, policies):
+            """The best policy starts with 0 (G 0); every other 0-start has G 1, every 1-start G 0.05."""
+            terms = evaluate(observations, actions, policies)
+            first = policies[:, 0]
+            assert (first == 0).sum() >= 1 and (first == 1).sum() >= 2
+            G = torch.where(first == 1, 0.05, 1.0)
+            G[int(torch.nonzero(first == 0)[0])] = 0.0
+            return {**terms, "G": G}
+
+        agent.planner.evaluate = rigged
+        obs, _ = env.reset(seed=3)
+        plan = agent.planner.plan([obs], [])
+        ones = int((plan.policies[:, 0] == 1).sum())
+        # P(a=1) = n_1 e^-0.05 / Z > P(a=0) = (1 + (n_0 - 1) e^-1) / Z whenever n_1 >= 2
+        assert float(plan.policy_probs[plan.policies[:, 0] == 1].sum()) == pytest.approx(
+            ones * math.exp(-0.05) / (ones * math.exp(-0.05) + 1 + (8 - ones - 1) * math.exp(-1)), rel=1e-5)
+        assert plan.policies[plan.chosen, 0] == plan.action
+        chosen_actions.append(plan.action)
+    assert chosen_actions == [0, 1]
+    with pytest.raises(ValueError, match="action_marginal needs Discrete actions"):
+        make_agent("aif", make_env("Pendulum-v1"), seed=0,
+                   overrides={**TINY_AIF, "run_dir": str(tmp_path / "box"),
+                              "planner": {**TINY_AIF["planner"], "continuous": {"action_marginal": True}}}).warm_up(
+            make_env("Pendulum-v1", max_episode_steps=10), 30, seed=1)
+
+
 def test_aif_ensemble_on_pendulum_reports_novelty(tmp_path):
     env = make_env("Pendulum-v1", max_episode_steps=3)
     overrides = {**TINY_AIF, "ensemble": 2, "run_dir": str(tmp_path),

@@ -61,7 +61,11 @@ class ContinuousConfig:
     anchored: observation dimensions the world model sees relative to the window's first observation
     (``TaskEncoding``), for dynamics that do not depend on them (CartPole's cart position, 0); their
     statistics are those of the displacements within a planning window, and ``min_scale`` leaves
-    them alone.
+    them alone;
+    action_marginal: Discrete actions, ``selection`` "argmax": act on ``argmax_a P(a)``, ``P(a) =
+    Σ_{π: π_1 = a} P(π)`` (as the grid planner does), which pools the Monte Carlo noise of G over the
+    candidates that share a first action at policy precision γ; False: the first action of the most
+    probable policy. (``selection`` "sample" draws from P(a) either way.)
     """
 
     preference: str = "auto"
@@ -75,6 +79,7 @@ class ContinuousConfig:
     preference_floor: float = math.inf
     min_scale: float = 0.25
     anchored: list[int] = dataclasses.field(default_factory=list)
+    action_marginal: bool = False
 
     def __post_init__(self):
         if self.preference != "auto" and self.preference not in PREFERENCES:
@@ -303,6 +308,8 @@ class ContinuousPlanner:
         self.window = config.context + 1 + self.horizon if config.crop_window else model.length
         self.preference = preference
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if self.continuous.action_marginal and not self.discrete:
+            raise ValueError(f"planner.continuous.action_marginal needs Discrete actions, got {action_space}")
         if self.discrete:
             self.n_actions = int(action_space.n)
         else:
@@ -402,7 +409,10 @@ class ContinuousPlanner:
             rows = torch.arange(len(policies))
         terms = {name: last[name][rows] for name in ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity")}
         probs = policy_posterior(terms["G"], self.config.gamma)
-        if self.config.selection == "argmax":
+        if self.config.selection == "argmax" and self.continuous.action_marginal:
+            best = torch.argmax(action_marginal(probs, policies[:, 0], self.n_actions))
+            chosen = int(torch.argmax(torch.where(policies[:, 0] == best, probs, -1.0)))
+        elif self.config.selection == "argmax":
             chosen = int(torch.argmax(probs))
         else:
             chosen = int(torch.multinomial(probs, 1, generator=self.generator))
