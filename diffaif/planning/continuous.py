@@ -392,7 +392,8 @@ class ContinuousPlanner:
         """Nothing but the world model is learned from the data set here."""
 
     def plan(self, observations: Sequence[Any], actions: Sequence[Any]) -> ContinuousPlan:
-        """Propose and score candidates; act on the first action of π ~ / argmax ``softmax(−γ G)``."""
+        """Propose and score candidates; act on the first action of π ~ / argmax ``P(π) = softmax(−γ G)``,
+        or (``action_marginal``) on ``argmax_a P(a)`` through the most probable policy that starts with a."""
         if len(observations) == 1:  # a new episode: nothing to warm-start from
             self._cem_mean = self._previous = None
         last: dict = {}
