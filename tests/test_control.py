@@ -387,11 +387,11 @@ def test_argmax_of_the_first_action_marginal_pools_the_candidates(tmp_path):
         evaluate = agent.planner.evaluate
 
         def rigged(observations, actions, policies):
-            """The best policy starts with 0 (G 0); every other 0-start has G 1, every 1-start G 0.05."""
+            """The best policy starts with 0 (G 0); every other 0-start has G 10, every 1-start G 0.05."""
             terms = evaluate(observations, actions, policies)
             first = policies[:, 0]
             assert (first == 0).sum() >= 1 and (first == 1).sum() >= 2
-            G = torch.where(first == 1, 0.05, 1.0)
+            G = torch.where(first == 1, 0.05, 10.0)
             G[int(torch.nonzero(first == 0)[0])] = 0.0
             return {**terms, "G": G}
 
@@ -399,9 +399,9 @@ def test_argmax_of_the_first_action_marginal_pools_the_candidates(tmp_path):
         obs, _ = env.reset(seed=3)
         plan = agent.planner.plan([obs], [])
         ones = int((plan.policies[:, 0] == 1).sum())
-        # P(a=1) = n_1 e^-0.05 / Z > P(a=0) = (1 + (n_0 - 1) e^-1) / Z whenever n_1 >= 2
+        # P(a=1) = n_1 e^-0.05 / Z > P(a=0) = (1 + (n_0 - 1) e^-10) / Z whenever n_1 >= 2
         assert float(plan.policy_probs[plan.policies[:, 0] == 1].sum()) == pytest.approx(
-            ones * math.exp(-0.05) / (ones * math.exp(-0.05) + 1 + (8 - ones - 1) * math.exp(-1)), rel=1e-5)
+            ones * math.exp(-0.05) / (ones * math.exp(-0.05) + 1 + (8 - ones - 1) * math.exp(-10)), rel=1e-5)
         assert plan.policies[plan.chosen, 0] == plan.action
         chosen_actions.append(plan.action)
     assert chosen_actions == [0, 1]
