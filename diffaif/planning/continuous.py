@@ -92,6 +92,11 @@ class ContinuousConfig:
             raise ValueError(f"knn_k must be >= 1, cem_init_std > 0, min_scale >= 0 and preference_floor > 0, got "
                              f"{self.knn_k}, {self.cem_init_std}, {self.min_scale}, {self.preference_floor}")
 
+    def check_action_space(self, action_space: gym.Space) -> None:
+        """The settings that need a kind of action space: ``action_marginal`` needs Discrete actions."""
+        if self.action_marginal and not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError(f"planner.continuous.action_marginal needs Discrete actions, got {action_space}")
+
 
 # ---- preferences ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -308,8 +313,7 @@ class ContinuousPlanner:
         self.window = config.context + 1 + self.horizon if config.crop_window else model.length
         self.preference = preference
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        if self.continuous.action_marginal and not self.discrete:
-            raise ValueError(f"planner.continuous.action_marginal needs Discrete actions, got {action_space}")
+        self.continuous.check_action_space(action_space)
         if self.discrete:
             self.n_actions = int(action_space.n)
         else:

@@ -65,6 +65,7 @@ def control_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
     if not isinstance(env, ControlTask):
         return None
     _no_tail_value(config, "control tasks")
+    config.continuous.check_action_space(env.action_space)   # before any training, not after it
     preference = control_preference(env.family, config.continuous)
     span = config.context + 1 + config.policies.horizon  # the planning window
     return TaskPlanning(lambda data: control_encoding(env, data, config.continuous.min_scale,
