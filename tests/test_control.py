@@ -300,6 +300,24 @@ def test_aif_runs_an_episode_on_cartpole(tmp_path):
     assert math.isfinite(agent._surprise[-1]) and agent.data.n_interactions == 120 + steps
 
 
+def test_warm_up_holds_each_random_action_for_at_most_warmup_hold_steps(tmp_path):
+    env = make_env("Pendulum-v1", max_episode_steps=40)
+    runs = {}
+    for hold in (1, 4):
+        agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "warmup_hold": hold, "run_dir": str(tmp_path / str(hold))})
+        assert agent.warm_up(env, 120, seed=1) == 120
+        lengths = []
+        for index in range(agent.data.n_episodes):
+            actions = agent.data.episode(index)["actions"][:-1, 0]     # the final row has no action
+            changes = np.flatnonzero(np.diff(actions)) + 1
+            lengths += np.diff(np.concatenate([[0], changes, [len(actions)]])).tolist()
+        runs[hold] = lengths
+        assert agent.data.n_episodes == 3 and sum(lengths) == 120
+    assert max(runs[1]) == 1 and max(runs[4]) <= 4 and max(runs[4]) > 1
+    with pytest.raises(ValueError, match="warmup_hold must be >= 1"):
+        make_agent("aif", env, seed=0, overrides={"warmup_hold": 0})
+
+
 def test_plan_predicted_observations_are_the_decoded_mean_of_the_samples(tmp_path):
     env = make_env("MountainCar-v0", max_episode_steps=5)
     agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "run_dir": str(tmp_path)})

@@ -47,6 +47,10 @@ class AIFConfig:
     # World models trained on the same data with different seeds; > 1 gives the planner an ensemble
     # for the parameter information gain (novelty) of continuous tasks.
     ensemble: int = 1
+    # Each random warm-up action is held for a number of steps drawn uniformly from 1..warmup_hold
+    # (temporally extended exploration, as in εz-greedy): runs of one action reach states a policy
+    # switching every step rarely does, such as a pendulum swung up to the top.
+    warmup_hold: int = 1
     device: str = "cpu"
     precision: str = "fp32"                          # "bf16": autocast the score net when planning
     compile: bool = False                            # torch.compile the score net for planning
@@ -64,6 +68,8 @@ class AIFConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.warmup_hold < 1:
+            raise ValueError(f"warmup_hold must be >= 1, got {self.warmup_hold}")
 
 
 class DiffusionAIFAgent(Agent):
@@ -135,27 +141,31 @@ class DiffusionAIFAgent(Agent):
     def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:
         """Algorithm 1's initialisation: ``steps`` interactions of a random policy, then training.
 
+        Each random action is held for 1..``warmup_hold`` steps (uniform; the durations come from their
+        own generator, so that the episodes' seeds and actions do not depend on ``warmup_hold``).
+
         With a pretrained model no interaction is made; the interactions of its training data are
         returned instead, so the harness charges them to this agent.
         """
         if self.config.pretrained:
             return self.data.n_interactions
-        rng = np.random.default_rng(seed)
+        rng, durations = np.random.default_rng(seed), np.random.default_rng([seed, 1])
         self.action_space.seed(int(rng.integers(2**31)))
-        used, episode = 0, 0
+        used = 0
         while used < steps:
             obs, info = env.reset(seed=int(rng.integers(2**31)))
             self._record_start(info["state"], obs)
-            done = False
+            done, held = False, 0
             while not done and used < steps:
-                action = self.action_space.sample()
+                if held == 0:
+                    action, held = self.action_space.sample(), int(durations.integers(1, self.config.warmup_hold + 1))
+                held -= 1
                 obs, reward, terminated, truncated, info = env.step(action)
                 used += env_steps(info)
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
                 done = terminated or truncated or used >= steps
                 self.data.append_transition(action, reward, terminated, done and not terminated,
                                             info["state"], obs)
-            episode += 1
         if self.model is None and used:
             self.train()
         return used
