@@ -304,7 +304,8 @@ def test_warm_up_holds_each_random_action_for_at_most_warmup_hold_steps(tmp_path
     env = make_env("Pendulum-v1", max_episode_steps=40)
     runs = {}
     for hold in (1, 4):
-        agent = make_agent("aif", env, seed=0, overrides={**TINY_AIF, "warmup_hold": hold, "run_dir": str(tmp_path / str(hold))})
+        overrides = {**TINY_AIF, "warmup_hold": hold, "run_dir": str(tmp_path / str(hold))}
+        agent = make_agent("aif", env, seed=0, overrides=overrides)
         assert agent.warm_up(env, 120, seed=1) == 120
         lengths = []
         for index in range(agent.data.n_episodes):
