@@ -9,7 +9,7 @@ from diffaif.envs import make_env
 from diffaif.model import (ModelConfig, ScoreNet, TrainConfig, TrainingDivergedError, WorldModel, known_window,
                            load_checkpoint, train_world_model)
 from diffaif.model.evaluate import _planning_windows, evaluate_world_model, histogram, total_variation
-from diffaif.model.train import random_known_mask, x0_loss
+from diffaif.model.train import training_known_mask, x0_loss
 from diffaif.model.world_model import epsilon_from_output, predicted_x0
 
 torch.set_num_threads(2)
@@ -77,14 +77,20 @@ def test_known_window_layout(env):
         known_window(enc, 6, 2, [[4]], np.zeros((1, 0), dtype=int), [[1, 1, 1, 1, 1]])
 
 
-def test_random_known_mask_covers_whole_parts(env):
+def test_training_known_mask_covers_whole_parts_and_mixes_patterns(env):
     enc = grid_encoding(env)
-    mask = random_known_mask(enc, 64, 6, 0.9, torch.Generator().manual_seed(0))
-    assert mask.shape == (64, 6, enc.dim)
+    absent = torch.zeros(400, 6, dtype=torch.bool)
+    present = torch.randint(0, 5, (400, 1), generator=torch.Generator().manual_seed(1))
+    mask, scored = training_known_mask(enc, absent, present, 0.5, 0.25, torch.Generator().manual_seed(0))
+    assert mask.shape == scored.shape == (400, 6, enc.dim)
     for part in ("state", "obs", "action"):
         block = mask[..., enc.slice(part)]
         assert (block.all(-1) | ~block.any(-1)).all()  # a part of a step is known entirely or not at all
-    assert (~mask.any((1, 2))).any() and mask.any((1, 2)).any()
+    planning = mask[..., enc.slice("action")].all((1, 2)) & ~mask[..., enc.slice("state")].any((1, 2))
+    empty = ~mask.any((1, 2))
+    # shares 0.5 planning, 0.25 nothing known, 0.25 random subsets (some of which look like neither)
+    assert 0.4 < planning.float().mean() < 0.65 and 0.15 < empty.float().mean() < 0.35
+    assert torch.equal(scored, ~mask)  # without scored_future every unknown entry is scored
 
 
 @pytest.mark.parametrize("mode", ["masked", "repaint"])

@@ -333,7 +333,8 @@ def bench_planning(planner: Any, env: Any, config: BenchConfig) -> dict[str, Any
     floor = _summary_ms(floors)
     total_s = float(np.sum(latencies))
     setup = {
-        "K_candidates_per_decision": float(np.mean(windows)), "N_samples": cfg.n_samples, "S_denoising_steps": cfg.denoising_steps,
+        "K_candidates_per_decision": float(np.mean(windows)), "N_samples": cfg.n_samples,
+        "S_denoising_steps": cfg.denoising_steps or model.config.steps,
         "H_horizon": horizon, "context": cfg.context, "window_tokens": tokens[0] if len(tokens) == 1 else tokens,
         "policy_kind": cfg.policies.kind, "mode": cfg.mode, "forwards_per_decision": float(np.mean(n_forwards)),
         "forward_shapes": shapes, "device": str(device), "threads": torch.get_num_threads(),

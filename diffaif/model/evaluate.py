@@ -77,8 +77,11 @@ def window_beliefs(item: dict, prior_start: np.ndarray, prior_window: np.ndarray
 
 
 def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon: int, n_samples: int,
-                    steps: int | None, mode: str | None, seed: int, batch_windows: int) -> tuple:
+                    steps: int | None, mode: str | None, seed: int, batch_windows: int,
+                    length: int | None = None) -> tuple:
     """The model's samples of every window in ``items``, ``batch_windows`` windows per inpaint call.
+
+    Windows are ``length`` tokens (default the model's; the planner crops them to context + 1 + horizon).
 
     Returns decoded observations (W, n, H, ...) of steps t+1..t+H, states (W, n, H + 1, ...) of steps
     t..t+H (index 0 = present) and the facts of the run every report carries: ``n_windows``,
@@ -88,7 +91,7 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
     obs_samples, state_samples, seconds = [], [], []
     for start in range(0, len(items), batch_windows):
         chunk = items[start:start + batch_windows]
-        pairs = [known_window(model.encoding, model.length, context, item["obs_history"][None],
+        pairs = [known_window(model.encoding, length or model.length, context, item["obs_history"][None],
                               item["action_history"][None], item["policy"][None]) for item in chunk]
         known = torch.cat([k for k, _ in pairs])
         mask = torch.cat([m for _, m in pairs])
@@ -229,3 +232,116 @@ def evaluate_continuous_world_model(model: WorldModel, env: Any, n_episodes: int
         "obs_spread": obs_samples.std(axis=1).mean(axis=0).tolist(),
         **facts,
     }
+
+
+def view_to_world(agent: np.ndarray, view_size: int) -> np.ndarray:
+    """World coordinates of every cell of MiniGrid's egocentric view, the inverse of
+    ``MiniGridEnv.get_view_coords``: agent (..., 3) int (x, y, direction) -> (..., V*V, 2) int, the
+    view flattened row-major (row = view y, column = view x) as ``MiniGridTask`` flattens it."""
+    from minigrid.core.constants import DIR_TO_VEC
+
+    vectors = np.asarray(DIR_TO_VEC)[agent[..., 2]]                               # (..., 2) forward
+    dx, dy = vectors[..., 0], vectors[..., 1]
+    rx, ry = -dy, dx                                                               # right of forward
+    half = view_size // 2
+    tx = agent[..., 0] + dx * (view_size - 1) - rx * half
+    ty = agent[..., 1] + dy * (view_size - 1) - ry * half
+    vy, vx = np.divmod(np.arange(view_size * view_size), view_size)
+    i = tx[..., None] + vx * rx[..., None] - vy * dx[..., None]
+    j = ty[..., None] + vx * ry[..., None] - vy * dy[..., None]
+    return np.stack([i, j], axis=-1)
+
+
+def cells_seen_before(agent_before: np.ndarray, view_before: np.ndarray, agent_after: np.ndarray,
+                      view_after: np.ndarray, view_size: int) -> np.ndarray:
+    """Which cells of the later view show a world cell the earlier view also showed (neither "unseen"),
+    except the agent's own cell (it shows what the agent carries): what the earlier view and the
+    action determine. agents (..., 3), views (..., V*V) cell codes -> (..., V*V) bool."""
+    before = view_to_world(agent_before, view_size)                                # (..., V*V, 2)
+    after = view_to_world(agent_after, view_size)
+    unseen = 0  # CELL_NAMES.index("unseen")
+    same = (after[..., :, None, :] == before[..., None, :, :]).all(-1)            # (..., V*V, V*V)
+    seen_before = (same & (view_before != unseen)[..., None, :]).any(-1)
+    own = np.zeros(view_size * view_size, dtype=bool)
+    own[(view_size - 1) * view_size + view_size // 2] = True
+    return seen_before & (view_after != unseen) & ~own
+
+
+def evaluate_categorical_world_model(model: WorldModel, env: Any, n_episodes: int = 50, horizon: int = 5,
+                                     n_samples: int = 16, steps: int | None = None, mode: str | None = None,
+                                     seed: int = 10_000, context: int | None = None, per_episode: int = 4,
+                                     batch_windows: int = 256, crop: bool = True) -> dict:
+    """k-step prediction accuracy (k = 1..horizon) of a world model with categorical observations
+    (one value or a vector of them, e.g. a MiniGrid state or view), given the true actions, on
+    held-out random-policy episodes.
+
+    Windows are built as the planner builds them (``known_window``), cropped to context + 1 + horizon
+    tokens when ``crop`` (the planner's ``crop_window``). Per step k, averaged over the windows:
+
+    - ``obs_accuracy[k]``: the most frequent sampled observation vector equals the true o_{t+k};
+    - ``obs_accuracy_sample[k]``: the share of single samples whose whole vector is right;
+    - ``obs_entry_accuracy[k]``: the share of entries right, over single samples;
+    - ``obs_accuracy_persistence[k]``: o_t equals o_{t+k} (predicting no change: the yardstick);
+
+    for a MiniGrid view (``MiniGridTask`` with ``obs_mode="view"``), also ``view_cell_accuracy_seen``:
+    the share of single samples' view cells right at k = 1 among the cells the present view already
+    showed (``cells_seen_before``), with ``view_cells_seen`` their number; and the facts of
+    ``_sample_windows``. ``context`` defaults to ``model.length - 1 - horizon``.
+    """
+    if model.encoding.parts["obs"].kind != "categorical":
+        raise ValueError("evaluate_categorical_world_model needs categorical observations; "
+                         "continuous ones: evaluate_continuous_world_model")
+    context = _window_context(model, horizon, context)
+    rng = np.random.default_rng(seed)
+    data = collect_episodes(env, n_episodes, seed=seed)
+    items = _planning_windows(data, context, horizon, per_episode, int(env.action_space.n), rng)
+    obs_samples, _, facts = _sample_windows(model, items, context, horizon, n_samples, steps, mode, seed,
+                                            batch_windows, context + 1 + horizon if crop else None)
+    true_obs = np.stack([item["future_obs"] for item in items])                    # (W, H[, F])
+    present = np.stack([item["obs_history"][-1] for item in items])
+    obs_samples = obs_samples.reshape(*obs_samples.shape[:3], -1)                  # (W, n, H, F)
+    true_obs = true_obs.reshape(*true_obs.shape[:2], -1)                           # (W, H, F)
+    right = (obs_samples == true_obs[:, None]).all(-1)                             # (W, n, H)
+    # the mode over samples of whole vectors: the sample that agrees with the most others
+    agree = (obs_samples[:, :, None] == obs_samples[:, None]).all(-1).sum(2)       # (W, n, H)
+    modal = np.take_along_axis(right, agree.argmax(1)[:, None], axis=1)[:, 0]      # (W, H)
+    result = {
+        "obs_accuracy": modal.mean(axis=0).tolist(),
+        "obs_accuracy_sample": right.mean(axis=(0, 1)).tolist(),
+        "obs_entry_accuracy": (obs_samples == true_obs[:, None]).mean(axis=(0, 1, 3)).tolist(),
+        "obs_accuracy_persistence": (present.reshape(len(items), 1, -1) == true_obs).all(-1).mean(axis=0).tolist(),
+        "crop": crop,
+        **facts,
+    }
+    task = _minigrid_task(env)
+    if task is not None and task.obs_mode == "view":
+        cells = task.view_size ** 2
+        states = np.stack([item["states"] for item in items])                      # (W, H + 1, S)
+        seen = cells_seen_before(states[:, 0, :3], present[:, :cells], states[:, 1, :3], true_obs[:, 0, :cells],
+                                 task.view_size)                                   # (W, V*V)
+        hits = (obs_samples[:, :, 0, :cells] == true_obs[:, None, 0, :cells]) & seen[:, None]
+        result["view_cell_accuracy_seen"] = float(hits.sum() / max(1, seen.sum() * obs_samples.shape[1]))
+        result["view_cells_seen"] = int(seen.sum())
+    return result
+
+
+def _minigrid_task(env: Any) -> Any:
+    """The ``MiniGridTask`` wrapper inside ``env``, or None."""
+    from diffaif.envs.minigrid_task import MiniGridTask
+
+    while not isinstance(env, MiniGridTask):
+        if not hasattr(env, "env"):
+            return None
+        env = env.env
+    return env
+
+
+def evaluate_any_world_model(model: WorldModel, env: Any, **kwargs: Any) -> dict:
+    """The evaluation that fits the task: ``evaluate_world_model`` for grid worlds (exact filter),
+    ``evaluate_continuous_world_model`` for continuous observations, ``evaluate_categorical_world_model``
+    for any other categorical ones (MiniGrid, discrete gymnasium envs); keyword arguments pass through."""
+    if hasattr(env.unwrapped, "transition_matrix"):
+        return evaluate_world_model(model, env, **kwargs)
+    if model.encoding.parts["obs"].kind == "continuous":
+        return evaluate_continuous_world_model(model, env, **kwargs)
+    return evaluate_categorical_world_model(model, env, **kwargs)

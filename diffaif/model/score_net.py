@@ -16,6 +16,10 @@ class ScoreNet(ModelMixin, ConfigMixin):
     ``depth`` pre-norm encoder layers attend over all T tokens in both directions; a zero-initialised
     output projection makes the untrained net predict 0.
 
+    With ``position_from_end=True`` a window of L <= ``length`` tokens takes the last L position
+    embeddings instead of the first L: a model trained on windows cut right after the step it predicts
+    (``train.scored_future``) then sees every predicted step at the same position.
+
     With ``mask_channel=True`` (masked mode) the input is ``concat(x·(1-m), x·m, m)`` for the known-mask
     m (B, T, D), the caller having put the clean known values into ``x``: known and noisy values enter
     through separate weights, so even the first linear layer can tell a clean +1 from a noisy one.
@@ -23,7 +27,8 @@ class ScoreNet(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, dim: int, length: int, width: int = 128, depth: int = 4, heads: int = 4,
-                 mlp_ratio: int = 4, dropout: float = 0.0, mask_channel: bool = False):
+                 mlp_ratio: int = 4, dropout: float = 0.0, mask_channel: bool = False,
+                 position_from_end: bool = False):
         super().__init__()
         if width % heads:
             raise ValueError(f"width ({width}) must be divisible by heads ({heads})")
@@ -52,5 +57,7 @@ class ScoreNet(ModelMixin, ConfigMixin):
             x = torch.cat([x * (1 - known), x * known, known], dim=-1)
         timesteps = torch.as_tensor(timesteps, device=x.device).expand(batch)
         time = self.time_embed(self.time_proj(timesteps).to(x.dtype))
-        h = self.input(x) + self.position[:, :length] + time[:, None, :]
+        position = self.position[:, self.config.length - length:] if self.config.position_from_end else \
+            self.position[:, :length]
+        h = self.input(x) + position + time[:, None, :]
         return self.output(self.norm(self.encoder(h)))

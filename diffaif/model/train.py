@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
 from diffaif.config import save_config
@@ -38,6 +41,9 @@ MODEL_DIR = "model"
 EPISODES_FILE = "episodes.npz"
 
 
+BUDGET_SCHEDULES = ("cosine", "constant", "constant_with_warmup")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 3000
@@ -51,10 +57,17 @@ class TrainConfig:
     prediction_type: str = "sample"    # "sample" (x0, cross-entropy on categorical parts) | "epsilon" | "v_prediction"
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
-    mask_prob: float = 0.9             # masked mode: share of windows trained with a non-empty known mask
+    # Masked mode: which entries of a training window are given. A *planning* window knows what the
+    # planner knows (observations up to a present step c <= left_pad, every action); an *unconditional*
+    # one nothing; the rest know random (step, part) subsets, so other queries still work.
+    planning_share: float = 0.9
+    unconditional_share: float = 0.05
+    scored_future: int | None = None   # planning windows: loss on this many steps after the present (None: all)
+    min_timestep: int = 0              # noise levels t ~ U[min_timestep, T): low t teach little (x_t gives x0)
     left_pad: int | None = None        # most absent steps before an episode start in a window (None: length - 1)
     crop_prob: float = 0.0             # share of batches cut to a random length 2..T from the window start, so
                                        # the net also serves short planning windows (fewer tokens, faster)
+    max_seconds: float | None = None   # stop after this many seconds of training (saved as at the end)
     seed: int = 0
     log_interval: int = 50
     checkpoint_interval: int = 500
@@ -63,9 +76,19 @@ class TrainConfig:
     def __post_init__(self):
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"TrainConfig.prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
-        for name in ("mask_prob", "crop_prob"):
+        for name in ("planning_share", "unconditional_share", "crop_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.planning_share + self.unconditional_share > 1.0:
+            raise ValueError(f"TrainConfig.planning_share + unconditional_share must be <= 1, got "
+                             f"{self.planning_share} + {self.unconditional_share}")
+        if not 0 <= self.min_timestep < self.num_train_timesteps:
+            raise ValueError(f"TrainConfig.min_timestep must be in [0, {self.num_train_timesteps}), got {self.min_timestep}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"TrainConfig.max_seconds must be > 0 or null, got {self.max_seconds}")
+        if self.max_seconds is not None and self.lr_schedule not in BUDGET_SCHEDULES:
+            raise ValueError(f"TrainConfig.max_seconds works with lr_schedule {BUDGET_SCHEDULES}, "
+                             f"not {self.lr_schedule!r}")
         if self.wandb_mode not in ("disabled", "offline", "online"):
             raise ValueError(f"TrainConfig.wandb_mode must be disabled/offline/online, got {self.wandb_mode!r}")
         for name in ("steps", "batch_size", "log_interval", "checkpoint_interval"):
@@ -85,29 +108,49 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def random_known_mask(encoding: TaskEncoding, batch: int, length: int, mask_prob: float,
-                      generator: torch.Generator) -> torch.Tensor:
-    """Known-masks for masked-mode training: (batch, length, dim) bool, whole parts of a step at a time.
+def absent_steps(encoding: TaskEncoding, x0: torch.Tensor) -> torch.Tensor:
+    """Steps of encoded windows that lie before their episode's start: (B, T, D) -> (B, T) bool.
 
-    Each window is, with probability ``1 - mask_prob``, unconditional (nothing known); otherwise with
-    equal chance a *planning* pattern (observations known up to a random present step c, actions up to
-    a random c + h, states unknown: what ``known_window`` asks for) or an *iid* pattern (each
-    (step, part) known with a rate drawn uniformly per window).
+    Such a step is the absent token (``TaskEncoding``): its observation entries are all -1
+    (categorical) or all 0 (continuous), which no present observation is.
     """
+    spec = encoding.parts["obs"]
+    absent_value = -1.0 if spec.kind == "categorical" else 0.0
+    return (x0[..., encoding.slice("obs")] == absent_value).all(-1)
+
+
+def training_known_mask(encoding: TaskEncoding, absent: torch.Tensor, present: torch.Tensor, planning_share: float,
+                        unconditional_share: float, generator: torch.Generator,
+                        scored_future: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Known-masks for masked-mode training, and which entries the loss scores: absent (B, T) bool and
+    present (B, 1) int -> known (B, T, D) bool (whole parts of a step) and scored (B, T, D) bool.
+
+    Each window is, with probability ``planning_share``, a *planning* window, what ``known_window``
+    gives the planner: observations known up to its present step c (< T - 1), every action known, hidden states unknown, steps before the episode start known whole; with
+    probability ``unconditional_share`` nothing is known; otherwise each (step, part) is known with a
+    rate drawn uniformly per window (other queries: perception, action inference).
+
+    Every unknown entry is scored, except that planning windows score only the first
+    ``scored_future`` steps after the present (None: all): a model sampled one step at a time
+    (``ModelConfig.order="sequential"``) is asked nothing further.
+    """
+    batch, length = absent.shape
     names = list(encoding.parts)
     steps = torch.arange(length)
-    present = torch.randint(0, length, (batch, 1), generator=generator)
-    last_action = present + torch.randint(0, length + 1, (batch, 1), generator=generator)
     planning = torch.zeros(batch, length, len(names), dtype=torch.bool)
     planning[..., names.index("obs")] = steps <= present
-    planning[..., names.index("action")] = steps < last_action
+    planning[..., names.index("action")] = True
+    planning |= absent[..., None]
     rate = torch.rand(batch, 1, 1, generator=generator)
     iid = torch.rand(batch, length, len(names), generator=generator) < rate
-    use_planning = torch.rand(batch, 1, 1, generator=generator) < 0.5
-    has_mask = torch.rand(batch, 1, 1, generator=generator) < mask_prob
-    per_part = torch.where(use_planning, planning, iid) & has_mask
+    kind = torch.rand(batch, 1, 1, generator=generator)
+    is_planning = kind < planning_share
+    per_part = torch.where(is_planning, planning, iid & (kind >= planning_share + unconditional_share))
+    scored = ~per_part
+    if scored_future is not None:
+        scored &= ~(is_planning & (steps > present + scored_future)[..., None])
     widths = torch.tensor([encoding.parts[n].size for n in names])
-    return torch.repeat_interleave(per_part, widths, dim=-1)
+    return torch.repeat_interleave(per_part, widths, dim=-1), torch.repeat_interleave(scored, widths, dim=-1)
 
 
 def x0_loss(encoding: TaskEncoding, logits: torch.Tensor, x0: torch.Tensor, unknown: torch.Tensor) -> torch.Tensor:
@@ -127,26 +170,44 @@ def x0_loss(encoding: TaskEncoding, logits: torch.Tensor, x0: torch.Tensor, unkn
 
 
 def diffusion_loss(net: torch.nn.Module, scheduler: DDPMScheduler, encoding: TaskEncoding, x0: torch.Tensor,
-                   mask: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``, t uniform.
+                   mask: torch.Tensor | None, generator: torch.Generator, min_timestep: int = 0,
+                   scored: torch.Tensor | None = None) -> torch.Tensor:
+    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``, t ~ U[min_timestep, T).
 
     prediction_type "sample": ``x0_loss`` of the net output (logits) against x0; "epsilon" / "v_prediction":
     mean squared error against ε / ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0``. With a known-mask (B, T, D)
-    the known entries of the input are clean, the mask is the extra channel, and only unknown entries count.
+    the known entries of the input are clean, the mask is the extra channel, and only unknown entries count
+    (of those, only the ``scored`` ones where given).
     """
     batch = x0.shape[0]
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(x0.device)
+    t = torch.randint(min_timestep, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(x0.device)
     x_t = scheduler.add_noise(x0, noise, t)
     if mask is not None:
         x_t = torch.where(mask, x0, x_t)
     output = net(x_t, t, mask)
     unknown = torch.ones_like(x0, dtype=torch.bool) if mask is None else ~mask
+    if scored is not None:
+        unknown = unknown & scored
     if scheduler.config.prediction_type == "sample":
         return x0_loss(encoding, output, x0, unknown)
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
     weight = unknown.to(x0.dtype)
     return ((output - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def budget_cosine_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, steps: int, max_seconds: float,
+                           clock: Callable[[], float]) -> LambdaLR:
+    """Linear warm-up, then ``½ (1 + cos π p)`` of the peak lr with progress ``p = max(step share, time
+    share)``: step share ``(step - warmup) / (steps - warmup)``, time share ``clock() / max_seconds``. A
+    run stopped by its time budget thus ends with a decayed learning rate, as a run of ``steps`` does."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = max((step - warmup_steps) / max(1, steps - warmup_steps), clock() / max_seconds)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return LambdaLR(optimizer, factor)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -206,8 +267,13 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
                              f"training asks for {model_config} and {encoding}")
         net.load_state_dict(init_model.net.state_dict())
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    lr_scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
-                                 num_training_steps=cfg.steps)
+    began = time.time()
+    if cfg.max_seconds is not None and cfg.lr_schedule == "cosine":
+        lr_scheduler = budget_cosine_schedule(optimizer, cfg.warmup_steps, cfg.steps, cfg.max_seconds,
+                                              lambda: time.time() - began)
+    else:
+        lr_scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
+                                     num_training_steps=cfg.steps)
     ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
     checkpoint_path = out_dir / CHECKPOINT_FILE
     start = 0
@@ -238,8 +304,11 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
         _ema_world_model(ema, encoding, model_config, noise_schedule).save(out_dir / MODEL_DIR)
 
     last_saved = start if resume else None
+    # present steps of planning windows: up to the planner's context (left_pad), or anywhere in the
+    # window for a model sampled one step at a time
+    max_present = model_config.length - 2 if cfg.left_pad is None or cfg.scored_future is not None else cfg.left_pad
     losses: list[float] = []
-    began = time.time()
+    began, cpu_began = time.time(), time.process_time()  # the time budget counts training steps only
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train world model",
                disable=not (progress and accelerator.is_local_main_process))
     net.train()
@@ -248,13 +317,21 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
             generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + accelerator.process_index * 7919 + step)
             x0 = dataset[torch.randint(0, len(dataset), (cfg.batch_size,), generator=generator).to(dataset.device)]
             length = model_config.length
-            if length > 2 and torch.rand((), generator=generator) < cfg.crop_prob:
+            if cfg.scored_future is not None:  # one present per batch, the window cut after what is scored
+                present = torch.randint(0, max_present + 1, (1, 1), generator=generator).expand(cfg.batch_size, 1)
+                length = min(length, int(present[0, 0]) + 1 + cfg.scored_future)
+            elif length > 2 and torch.rand((), generator=generator) < cfg.crop_prob:
                 length = int(torch.randint(2, length, (), generator=generator))
-                x0 = x0[:, :length]
-            mask = None
+            x0 = x0[:, :length]
+            if cfg.scored_future is None:
+                present = torch.randint(0, min(max_present, length - 2) + 1, (cfg.batch_size, 1), generator=generator)
+            mask = scored = None
             if model_config.mask_channel:
-                mask = random_known_mask(encoding, cfg.batch_size, length, cfg.mask_prob, generator).to(x0.device)
-            loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator)
+                mask, scored = training_known_mask(encoding, absent_steps(encoding, x0).cpu(), present,
+                                                   cfg.planning_share, cfg.unconditional_share, generator,
+                                                   cfg.scored_future)
+                mask, scored = mask.to(x0.device), scored.to(x0.device)
+            loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator, cfg.min_timestep, scored)
             # all processes stop together: one alone would leave the others waiting in the gradient all-reduce
             if not bool(accelerator.gather(torch.isfinite(loss.detach()).float().reshape(1)).all()):
                 where = (f"the last good checkpoint is {checkpoint_path} (step {last_saved})"
@@ -270,19 +347,25 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
             ema.step(accelerator.unwrap_model(net).parameters())
             losses.append(loss.item())
             done = step + 1
-            if done % cfg.log_interval == 0 or done == cfg.steps:
+            out_of_time = cfg.max_seconds is not None and bool(accelerator.gather(
+                torch.tensor([time.time() - began >= cfg.max_seconds], device=accelerator.device)).any())
+            last = done == cfg.steps or out_of_time
+            if done % cfg.log_interval == 0 or last:
                 mean_loss = accelerator.reduce(torch.tensor(sum(losses) / len(losses), device=accelerator.device), "mean")
                 record = {"step": done, "loss": float(mean_loss), "lr": lr_scheduler.get_last_lr()[0],
-                          "elapsed_s": round(time.time() - began, 2)}
+                          "elapsed_s": round(time.time() - began, 2),
+                          "cpu_s": round(time.process_time() - cpu_began, 2)}
                 if metrics is not None:
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
                 accelerator.log(record, step=done)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
                 losses.clear()
-            if accelerator.is_main_process and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):
+            if accelerator.is_main_process and (done % cfg.checkpoint_interval == 0 or last):
                 save_checkpoint(done)
                 last_saved = done
+            if out_of_time:
+                break
     accelerator.wait_for_everyone()  # every process returns once the main one has written the model
     if cfg.wandb_mode != "disabled":
         accelerator.end_training()

@@ -24,6 +24,7 @@ from diffaif.data.encoding import TaskEncoding
 from diffaif.model.score_net import ScoreNet
 
 MODES: tuple[str, ...] = ("repaint", "masked")
+ORDERS: tuple[str, ...] = ("joint", "sequential")
 PREDICTION_TYPES: tuple[str, ...] = ("sample", "epsilon", "v_prediction")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 WORLD_MODEL_FILE = "world_model.json"
@@ -42,6 +43,11 @@ class ModelConfig:
     dropout: float = 0.0
     mode: str = "masked"       # "masked": mask channel, no resampling (measured far better); "repaint": unconditional
     steps: int = 10            # default denoising steps of inpaint()
+    # Masked mode: "joint" denoises the whole window at once; "sequential" predicts one future step per
+    # pass (the earliest one with an unknown observation), fixes it, and goes on: H passes of ``steps``.
+    order: str = "joint"
+    draw: bool = False         # last step: draw each categorical block from the net's softmax (not its mean)
+    position_from_end: bool = False   # position embeddings counted from the window's end (see ScoreNet)
     jump_length: int = 1       # RePaint: steps forward per resampling jump
     jump_n_sample: int = 2     # RePaint: times each jump is resampled (1 = no resampling)
     eta: float = 0.0           # RePaint: 0 = deterministic DDIM update of the unknown part, 1 = DDPM-like
@@ -50,6 +56,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"ModelConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"ModelConfig.order must be one of {ORDERS}, got {self.order!r}")
         for name in ("length", "width", "depth", "heads", "steps", "jump_length", "jump_n_sample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -79,7 +87,7 @@ class NoiseSchedule:
 def build_score_net(encoding: TaskEncoding, config: ModelConfig) -> ScoreNet:
     return ScoreNet(dim=encoding.dim, length=config.length, width=config.width, depth=config.depth,
                     heads=config.heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout,
-                    mask_channel=config.mask_channel)
+                    mask_channel=config.mask_channel, position_from_end=config.position_from_end)
 
 
 def predicted_x0(encoding: TaskEncoding, logits: torch.Tensor) -> torch.Tensor:
@@ -111,6 +119,50 @@ def categorical_cross_entropy(encoding: TaskEncoding, logits: torch.Tensor, targ
         ce = -(logits[..., index].log_softmax(-1) * hot).sum(-1)
         total, count = total + (ce * weight).sum(), count + weight.sum()
     return total, count
+
+
+def draw_categorical(encoding: TaskEncoding, logits: torch.Tensor, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``x`` with every categorical block replaced by a ±1 one-hot drawn from ``softmax(logits)``.
+
+    The draw is Gumbel-max with Gumbel noise ``-log(-log Φ(z))`` from standard normal ``z``, so the
+    caller's (possibly shared) Gaussian draws fix it. logits, x, z (..., D) -> (..., D).
+    """
+    uniform = torch.special.ndtr(z).clamp(1e-12, 1 - 1e-12)
+    gumbel = -torch.log(-torch.log(uniform))
+    x = x.clone()
+    for group in encoding.categorical_groups:
+        index = torch.as_tensor(group, device=logits.device)
+        choice = (logits[..., index] + gumbel[..., index]).argmax(-1, keepdim=True)      # (..., blocks, 1)
+        hot = torch.zeros_like(logits[..., index]).scatter_(-1, choice, 1.0)
+        x[..., index] = 2 * hot - 1
+    return x
+
+
+def categorical_probabilities(encoding: TaskEncoding, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``x`` with every categorical block replaced by ``softmax(logits)``, the net's predictive
+    distribution of that block (entries in [0, 1]): (..., D) -> (..., D)."""
+    x = x.clone()
+    for group in encoding.categorical_groups:
+        index = torch.as_tensor(group, device=logits.device)
+        x[..., index] = logits[..., index].softmax(-1)
+    return x
+
+
+def argmax_categorical(encoding: TaskEncoding, x: torch.Tensor) -> torch.Tensor:
+    """``x`` with every categorical block replaced by the ±1 one-hot of its largest entry: (..., D) -> (..., D)."""
+    x = x.clone()
+    for group in encoding.categorical_groups:
+        index = torch.as_tensor(group, device=x.device)
+        hot = torch.zeros_like(x[..., index]).scatter_(-1, x[..., index].argmax(-1, keepdim=True), 1.0)
+        x[..., index] = 2 * hot - 1
+    return x
+
+
+def prediction_stages(mask: torch.Tensor, obs: slice) -> list[int]:
+    """Where the sequential sampler stops: after each window step with an unknown observation entry
+    (in any row), the first stage also covering every earlier step. (B, T, D) bool -> ascending steps."""
+    predicted = (~mask[..., obs]).any(-1).any(0).nonzero().flatten().tolist()
+    return predicted or [mask.shape[1] - 1]
 
 
 def epsilon_from_output(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor,
@@ -191,7 +243,8 @@ class WorldModel:
     def __init__(self, net: ScoreNet, encoding: TaskEncoding, config: ModelConfig, noise: NoiseSchedule):
         if net.config.dim != encoding.dim:
             raise ValueError(f"score net width {net.config.dim} does not match the encoding dim {encoding.dim}")
-        if net.config.mask_channel != config.mask_channel or net.config.length != config.length:
+        if (net.config.mask_channel != config.mask_channel or net.config.length != config.length
+                or net.config.get("position_from_end", False) != config.position_from_end):
             raise ValueError(f"score net config {dict(net.config)} does not match the model config {config}")
         self.net = net.eval()
         self.encoding = encoding
@@ -239,7 +292,8 @@ class WorldModel:
 
     @torch.no_grad()
     def inpaint(self, known: Any, mask: Any, n_samples: int, steps: int | None = None, mode: str | None = None,
-                generator: torch.Generator | None = None, shared_noise: bool = False) -> torch.Tensor:
+                generator: torch.Generator | None = None, shared_noise: bool = False, order: str | None = None,
+                draw: bool | None = None, return_probs: bool = False) -> Any:
         """Samples of whole windows given the entries of ``known`` where ``mask`` is set.
 
         ``known`` (B, T, D) float, ``mask`` (B, T, D) bool -> (B, n_samples, T, D), equal to ``known``
@@ -248,16 +302,28 @@ class WorldModel:
         entries clamped to their clean values and given as the mask channel; needs a model trained in
         masked mode) or "repaint" (RePaint jumps over ``steps`` steps; a masked-mode model is run with an
         empty mask, i.e. unconditionally, as it was also trained). ``shared_noise=True``: every random
-        draw has shape (n_samples, T, D) and is repeated over B (common random numbers).
+        draw has shape (n_samples, T, D) and is repeated over B (common random numbers). ``order`` and
+        ``draw`` (default: the model's) are the masked sampler's ``ModelConfig.order`` and ``ModelConfig.draw``.
+
+        ``return_probs=True`` (masked mode, x0 prediction) also returns, in the samples' shape, the
+        predictive distribution behind each sample: every unknown categorical block holds the softmax
+        of the net's last pass over it (known blocks their one-hot as 0/1, continuous entries the
+        samples), so an estimate can average probabilities instead of counting draws (Rao-Blackwell).
         """
         mode = mode or self.config.mode
         steps = steps or self.config.steps
+        order = order or self.config.order
+        draw = self.config.draw if draw is None else draw
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "masked" and not self.config.mask_channel:
             raise ValueError("mode='masked' needs a model trained with the mask channel (ModelConfig.mode='masked')")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if return_probs and (mode != "masked" or self.noise.prediction_type != "sample"):
+            raise ValueError("return_probs needs mode 'masked' and a model predicting x0 (prediction_type 'sample')")
         known = torch.as_tensor(known, dtype=torch.float32, device=self.device)
         mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
         batch, length, dim = known.shape
@@ -267,23 +333,63 @@ class WorldModel:
         flat_known = repeat(known, "b t d -> (b n) t d", n=n_samples)
         flat_mask = repeat(mask, "b t d -> (b n) t d", n=n_samples)
         noise = NoiseSource(batch, n_samples, (length, dim), shared_noise, generator, self.device, known.dtype)
-        if mode == "masked":
-            x = self._sample_masked(flat_known, flat_mask, steps, noise)
+        probs = None
+        if mode == "masked" and order == "sequential":
+            x, probs = self._sample_sequential(flat_known, flat_mask, steps, noise, draw)
+        elif mode == "masked":
+            x, probs = self._sample_masked(flat_known, flat_mask, steps, noise, draw)
         else:
             x = self._sample_repaint(flat_known, flat_mask, steps, noise)
-        x = torch.where(flat_mask, flat_known, x)
-        return rearrange(x, "(b n) t d -> b n t d", b=batch)
+        x = rearrange(torch.where(flat_mask, flat_known, x), "(b n) t d -> b n t d", b=batch)
+        if not return_probs:
+            return x
+        known_probs = categorical_probabilities(self.encoding, flat_known * 1e4, flat_known)  # one-hot as 0/1
+        probs = torch.where(flat_mask, known_probs, probs)
+        return x, rearrange(probs, "(b n) t d -> b n t d", b=batch)
 
-    def _sample_masked(self, known: torch.Tensor, mask: torch.Tensor, steps: int, noise: NoiseSource) -> torch.Tensor:
+    def _sample_masked(self, known: torch.Tensor, mask: torch.Tensor, steps: int, noise: NoiseSource,
+                       draw: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """DDIM from pure noise with the known entries clamped; with ``draw`` the last step's categorical
+        blocks are drawn from the net's softmax instead of taking its mean (whose argmax is the mode).
+        → (samples, ``categorical_probabilities`` of the last step, None unless x0 is predicted)."""
         scheduler = DDIMScheduler(**self._scheduler_kwargs(), prediction_type=self.noise.prediction_type,
                                   timestep_spacing="trailing", set_alpha_to_one=True)
         scheduler.set_timesteps(steps, device=self.device)
-        x = noise()
+        x = noise()[:, :known.shape[1]]
         for t in scheduler.timesteps:
             x = torch.where(mask, known, x)
-            output = self.denoise(x, t, mask)
+            logits = self.run_net(x, t, mask)
+            output = predicted_x0(self.encoding, logits) if self.noise.prediction_type == "sample" else logits
             x = scheduler.step(output, t, x, eta=0.0).prev_sample
-        return x
+        if self.noise.prediction_type != "sample":
+            return x, None
+        if draw:
+            x = draw_categorical(self.encoding, logits, x, noise()[:, :known.shape[1]])
+        return x, categorical_probabilities(self.encoding, logits, x)
+
+    def _sample_sequential(self, known: torch.Tensor, mask: torch.Tensor, steps: int, noise: NoiseSource,
+                           draw: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One ``_sample_masked`` pass per predicted step (``prediction_stages``), in time order, each on
+        the window up to that step (as ``train.scored_future`` trains it): a pass fixes its step's
+        observation as known for the next, so far steps are predicted from sampled near ones, as the
+        environment would produce them. Hidden states stay unknown, as in training's planning windows;
+        each step keeps those of the pass that predicted it. A categorical observation is fixed as the
+        one-hot it decodes to, a value training windows hold. → (samples, probabilities as
+        ``_sample_masked`` gives them, each step's from the pass that predicted it)."""
+        obs = self.encoding.slice("obs")
+        known, mask = known.clone(), mask.clone()
+        probs = known.clone()
+        done = 0
+        for stage in prediction_stages(mask, obs):
+            x, stage_probs = self._sample_masked(known[:, :stage + 1], mask[:, :stage + 1], steps, noise, draw)
+            x = torch.where(mask[:, :stage + 1], known[:, :stage + 1],
+                            x if draw else argmax_categorical(self.encoding, x))
+            known[:, done:stage + 1] = x[:, done:]
+            if stage_probs is not None:
+                probs[:, done:stage + 1] = stage_probs[:, done:]
+            mask[:, :stage + 1, obs] = True
+            done = stage + 1
+        return known, probs if stage_probs is not None else None
 
     def _sample_repaint(self, known: torch.Tensor, mask: torch.Tensor, steps: int, noise: NoiseSource) -> torch.Tensor:
         # RePaintScheduler gives the jump schedule and ᾱ; the step itself is repaint_step() so that the

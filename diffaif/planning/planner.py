@@ -40,7 +40,7 @@ class PlannerConfig:
     policies: PolicyConfig = field(default_factory=PolicyConfig)
     context: int = 1                 # past steps given to the model (belief about the present state)
     n_samples: int = 16              # rollouts per candidate policy
-    denoising_steps: int = 10
+    denoising_steps: int | None = None   # per inpainting call; None: the world model's own (ModelConfig.steps)
     mode: str = "masked"             # inpainting mode: "masked" or "repaint"
     gamma: float = 16.0              # policy precision in P(π) ∝ exp(−γ G)
     preference: str = "shaped"       # "sparse" (goal only) or "shaped" (distance to goal)
@@ -67,7 +67,7 @@ class PlannerConfig:
             raise ValueError(f"obs_estimator must be one of {OBS_ESTIMATORS}, got {self.obs_estimator!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if self.context < 0 or self.n_samples < 1 or self.denoising_steps < 1:
+        if self.context < 0 or self.n_samples < 1 or (self.denoising_steps is not None and self.denoising_steps < 1):
             raise ValueError("context must be >= 0, n_samples and denoising_steps >= 1")
         if not 0 <= self.tail_discount < 1:
             raise ValueError(f"tail_discount must be in [0, 1), got {self.tail_discount}")
