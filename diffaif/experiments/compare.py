@@ -153,7 +153,7 @@ def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: di
 def write_outputs(out: Path, config: CompareConfig, summary: dict, records: list[EpisodeRecord],
                   step_log: list[dict]) -> None:
     save_config(config, out / "config.yaml")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))  # strict JSON
     (out / "table.md").write_text(format_table(summary))
     with open(out / "episodes.csv", "w", newline="") as f:
         writer = csv.writer(f)
