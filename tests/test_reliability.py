@@ -3,6 +3,7 @@ silent overwrite, provenance checked, crash-safe saves (issue 25)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from diffaif.config import ConfigError, build_config, read_yaml
 from diffaif.model.train import WorldModelConfig
@@ -51,3 +52,116 @@ def test_a_directory_or_missing_file_as_config_names_it(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+# ---- crash-safe saves ---------------------------------------------------------------------------
+class Kill(BaseException):
+    """What the injected fault raises: like a kill, nothing catches it."""
+
+
+class DiskRecorder:
+    """Wraps the calls that change what is on disk (``os.replace``, ``os.unlink``, ``os.rmdir``): before
+    each one it copies ``root`` (the state a kill right then would leave), and ``raise_at`` makes call
+    number ``raise_at`` raise ``Kill`` instead of running."""
+
+    CALLS = ("replace", "unlink", "rmdir")
+
+    def __init__(self, monkeypatch, root, snapshots, raise_at: int | None = None):
+        import os
+        import shutil
+
+        self.root, self.snapshots, self.raise_at, self.count = root, snapshots, raise_at, 0
+        self.copytree = shutil.copytree
+        for name in self.CALLS:
+            monkeypatch.setattr(os, name, self._wrap(getattr(os, name)))
+
+    def _wrap(self, call):
+        def wrapped(*args, **kwargs):
+            if self.snapshots is not None:
+                self.copytree(self.root, self.snapshots / f"{len(list(self.snapshots.iterdir())):03d}")
+            index, self.count = self.count, self.count + 1
+            if index == self.raise_at:
+                raise Kill(f"injected fault at disk call {index}")
+            return call(*args, **kwargs)
+        return wrapped
+
+
+def _tiny_model(seed: int):
+    from diffaif.data import grid_encoding
+    from diffaif.envs import make_env
+    from diffaif.model.world_model import ModelConfig, NoiseSchedule, WorldModel, build_score_net
+
+    torch.manual_seed(seed)
+    encoding, config = grid_encoding(make_env("grid4x4")), ModelConfig(length=4, width=8, depth=1, heads=2)
+    net = build_score_net(encoding, config)
+    torch.nn.init.normal_(net.output.weight)  # distinct, non-zero weights per seed
+    return WorldModel(net, encoding, config, NoiseSchedule(num_train_timesteps=10))
+
+
+def _weights(model):
+    return torch.cat([p.detach().flatten() for p in model.net.parameters()])
+
+
+def _which(model, candidates) -> int:
+    """The index of the candidate whose weights ``model`` has (so it loaded complete)."""
+    matches = [i for i, c in enumerate(candidates) if torch.equal(_weights(model), _weights(c))]
+    assert len(matches) == 1
+    return matches[0]
+
+
+def test_a_kill_at_every_point_of_world_model_save_leaves_a_complete_model(tmp_path, monkeypatch):
+    from diffaif.model import WorldModel
+
+    old, new = _tiny_model(0), _tiny_model(1)
+    root, snapshots = tmp_path / "run", tmp_path / "snapshots"
+    snapshots.mkdir()
+    old.save(root / "model")
+    with monkeypatch.context() as patch:
+        recorder = DiskRecorder(patch, root, snapshots)
+        new.save(root / "model")
+    assert recorder.count >= 6                      # renames and removals: every state between them checked
+    seen = [_which(WorldModel.load(snap / "model"), [old, new]) for snap in sorted(snapshots.iterdir())]
+    assert seen[0] == 0 and seen[-1] == 1 and seen == sorted(seen)   # old until the swap, new after it
+    for index in range(recorder.count):             # now really stop there, then load, then save again
+        folder = tmp_path / f"raise{index}"
+        old.save(folder / "model")
+        with monkeypatch.context() as patch, pytest.raises(Kill):
+            DiskRecorder(patch, folder, None, raise_at=index)
+            new.save(folder / "model")
+        assert _which(WorldModel.load(folder / "model"), [old, new]) in (0, 1)
+        new.save(folder / "model")                  # the next save recovers and cleans every temporary
+        assert sorted(p.name for p in folder.iterdir()) == ["model"]
+        assert _which(WorldModel.load(folder / "model"), [old, new]) == 1
+
+
+def test_saved_files_get_the_umask_modes(tmp_path):
+    import os
+    import stat
+
+    from diffaif.data.episodes import EpisodeData, save_episodes
+
+    old_mask = os.umask(0o022)
+    try:
+        _tiny_model(0).save(tmp_path / "model")
+        save_episodes(EpisodeData.empty(), tmp_path / "episodes.npz")
+    finally:
+        os.umask(old_mask)
+    mode = lambda path: stat.S_IMODE(path.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "model") == mode(tmp_path / "model" / "score_net") == 0o755
+    assert mode(tmp_path / "model" / "world_model.json") == mode(tmp_path / "episodes.npz") == 0o644
+
+
+def test_load_never_reaches_for_the_network_and_names_what_is_missing(tmp_path, monkeypatch):
+    import shutil
+
+    from diffaif.model import WorldModel
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    _tiny_model(0).save(tmp_path / "model")
+    shutil.rmtree(tmp_path / "model" / "score_net")
+    with pytest.raises(FileNotFoundError) as err:
+        WorldModel.load(tmp_path / "model")
+    assert str(err.value) == (f"score net folder {tmp_path / 'model' / 'score_net'} lacks config.json, "
+                              "diffusion_pytorch_model.safetensors")
+    with pytest.raises(FileNotFoundError, match=f"no world model at {tmp_path / 'nothing'}"):
+        WorldModel.load(tmp_path / "nothing")
