@@ -165,3 +165,40 @@ def test_load_never_reaches_for_the_network_and_names_what_is_missing(tmp_path, 
                               "diffusion_pytorch_model.safetensors")
     with pytest.raises(FileNotFoundError, match=f"no world model at {tmp_path / 'nothing'}"):
         WorldModel.load(tmp_path / "nothing")
+
+
+# ---- episode files ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def episodes_file(tmp_path_factory):
+    from diffaif.data import collect_episodes, save_episodes
+    from diffaif.envs import make_env
+
+    path = tmp_path_factory.mktemp("episodes") / "episodes.npz"
+    save_episodes(collect_episodes(make_env("grid4x4"), 3, seed=0), path)
+    return path
+
+
+def _flip_every_byte_in(path, out, start: int, stop: int):
+    """Copies of ``path`` with one byte of ``start..stop`` inverted each."""
+    raw = path.read_bytes()
+    for i in range(start, min(stop, len(raw))):
+        corrupt = bytearray(raw)
+        corrupt[i] ^= 0xFF
+        target = out / f"flip{i}.npz"
+        target.write_bytes(bytes(corrupt))
+        yield target
+
+
+def test_a_bit_flipped_or_text_npz_is_a_value_error_naming_the_file(episodes_file, tmp_path):
+    from diffaif.data import load_episodes
+
+    text = tmp_path / "notes.npz"
+    text.write_text("these are not episodes\n")
+    bad = [text, *_flip_every_byte_in(episodes_file, tmp_path, 0, 400)]
+    for path in bad:  # every corruption either loads (a flip in padding) or is a ValueError naming the file
+        try:
+            load_episodes(path)
+        except ValueError as err:
+            assert str(path) in str(err) and "\n" not in str(err), str(err)
+    with pytest.raises(ValueError, match=f"episode file {text} is not a readable .npz"):
+        load_episodes(text)

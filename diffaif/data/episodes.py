@@ -16,6 +16,7 @@ So row t holds the state in which action t was taken, and episode e spans rows
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -169,18 +170,21 @@ def save_episodes(data: EpisodeData, path: str | Path) -> None:
 
 
 def load_episodes(path: str | Path) -> EpisodeData:
-    """Read an ``.npz`` written by ``save_episodes``; a missing, corrupt or incomplete file is a ValueError."""
+    """Read an ``.npz`` written by ``save_episodes``; a missing file is a FileNotFoundError, a corrupt,
+    foreign or incomplete one a ValueError, both naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"episode file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in NPZ_KEYS if key not in npz.files]
-            if missing:
-                raise ValueError(f"episode file {path} lacks the keys {missing} (has {sorted(npz.files)})")
-            arrays = {key: npz[key] for key in NPZ_KEYS}
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
+            files = set(npz.files)
+            arrays = {key: npz[key] for key in NPZ_KEYS if key in files}
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as err:
+        # a text file: "pickled data"; a bit flip: zlib.error or a CRC BadZipFile
         raise ValueError(f"episode file {path} is not a readable .npz ({err})") from None
+    missing = [key for key in NPZ_KEYS if key not in arrays]
+    if missing:
+        raise ValueError(f"episode file {path} lacks the keys {missing} (has {sorted(files)})")
     try:
         return EpisodeData(**arrays)
     except ValueError as err:
