@@ -95,4 +95,7 @@ def to_dict(config: Any) -> dict:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write the resolved ``config`` as YAML, atomically."""
+    from diffaif.data.files import atomic_write_text  # here, not above: diffaif.data loads torch
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

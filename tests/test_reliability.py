@@ -202,3 +202,96 @@ def test_a_bit_flipped_or_text_npz_is_a_value_error_naming_the_file(episodes_fil
             assert str(path) in str(err) and "\n" not in str(err), str(err)
     with pytest.raises(ValueError, match=f"episode file {text} is not a readable .npz"):
         load_episodes(text)
+
+
+# ---- training: checkpoints, resume, wandb -------------------------------------------------------
+def _tiny_training():
+    from diffaif.model import ModelConfig, TrainConfig
+
+    return (ModelConfig(length=4, width=8, depth=1, heads=2),
+            TrainConfig(steps=4, batch_size=8, warmup_steps=0, log_interval=1, checkpoint_interval=2,
+                        num_train_timesteps=10))
+
+
+@pytest.fixture(scope="module")
+def grid_data():
+    from diffaif.data import collect_episodes, grid_encoding
+    from diffaif.envs import make_env
+
+    env = make_env("grid4x4")
+    return collect_episodes(env, 3, seed=0), grid_encoding(env)
+
+
+def _metric_steps(run):
+    import json
+
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_kill_at_every_disk_write_of_training_leaves_a_loadable_model_and_checkpoint(grid_data, tmp_path,
+                                                                                       monkeypatch):
+    from diffaif.model import WorldModel, load_checkpoint, train_world_model
+
+    data, encoding = grid_data
+    model_config, train_config = _tiny_training()
+    whole = train_world_model(data, encoding, model_config, train_config, tmp_path / "whole", progress=False)
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    with monkeypatch.context() as patch:
+        DiskRecorder(patch, tmp_path / "run", snapshots)
+        train_world_model(data, encoding, model_config, train_config, tmp_path / "run", progress=False)
+    loadable, resume_from = [], None
+    for snap in sorted(snapshots.iterdir()):
+        try:
+            WorldModel.load(snap / "model")
+            loadable.append(True)
+        except FileNotFoundError:      # only before the first model was saved
+            loadable.append(False)
+        if (snap / "checkpoint.pt").is_file():
+            if load_checkpoint(snap / "checkpoint.pt")["step"] == 2:
+                resume_from = snap     # the last moment before the step-4 checkpoint replaced it
+    assert len(loadable) >= 15 and loadable == sorted(loadable) and loadable[-1]
+    assert _metric_steps(resume_from) == [1, 2, 3, 4]     # logged past the checkpoint before the "kill"
+    resumed = train_world_model(data, encoding, model_config, train_config, resume_from, resume=True, progress=False)
+    assert torch.equal(_weights(resumed), _weights(whole))  # the kill cost nothing
+    assert _metric_steps(resume_from) == [1, 2, 3, 4]      # no step logged twice
+
+
+def test_resume_with_another_encoding_is_refused_before_anything_is_written(grid_data, tmp_path):
+    from diffaif.data import grid_encoding
+    from diffaif.envs import make_env
+    from diffaif.model import train_world_model
+
+    data, encoding = grid_data
+    model_config, train_config = _tiny_training()
+    train_world_model(data, encoding, model_config, train_config, tmp_path / "run", progress=False)
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="encoding.json is not the encoding of this env"):
+        train_world_model(data, grid_encoding(make_env("grid8x8")), model_config, train_config, tmp_path / "run",
+                          resume=True, progress=False)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+
+
+def test_explicit_wandb_mode_wins_over_the_environment_and_a_failure_is_one_line(grid_data, tmp_path, monkeypatch):
+    import dataclasses
+
+    import wandb
+
+    from diffaif.model import train_world_model
+
+    data, encoding = grid_data
+    model_config, train_config = _tiny_training()
+    modes = []
+
+    def fake_init(*args, **kwargs):
+        modes.append(kwargs.get("mode"))
+        raise wandb.errors.CommError("Network error (ConnectionError), entering retry loop.\nmore detail")
+
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setattr(wandb, "init", fake_init)
+    with pytest.raises(RuntimeError) as err:
+        train_world_model(data, encoding, model_config, dataclasses.replace(train_config, wandb_mode="offline"),
+                          tmp_path / "run", progress=False)
+    assert modes == ["offline"]
+    assert str(err.value) == ("wandb could not start in train.wandb_mode=offline: Network error (ConnectionError), "
+                              "entering retry loop. (train.wandb_mode=disabled trains without it)")
