@@ -132,12 +132,18 @@ class EpisodeData:
         self._append_row(next_state, next_observation)
 
 
-def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.random.Generator], Any] = "random",
-                     seed: int = 0) -> EpisodeData:
-    """Run ``n_episodes`` episodes; ``policy`` is "random" (uniform over the action space) or a
-    callable ``policy(observation, rng) -> action``. Episode e is reset with seed ``seed + e``."""
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+def collect_episodes(env: Any, n_episodes: int | None = None,
+                     policy: str | Callable[[Any, np.random.Generator], Any] = "random", seed: int = 0,
+                     min_interactions: int | None = None) -> EpisodeData:
+    """Run ``n_episodes`` episodes, or whole episodes until at least ``min_interactions`` interactions
+    (``env.step`` calls; give exactly one of the two); ``policy`` is "random" (uniform over the action
+    space) or a callable ``policy(observation, rng) -> action``. Episode e is reset with seed ``seed + e``."""
+    if (n_episodes is None) == (min_interactions is None):
+        raise ValueError("give exactly one of n_episodes and min_interactions")
+    budget = n_episodes if n_episodes is not None else min_interactions
+    if budget < 1:
+        name = "n_episodes" if n_episodes is not None else "min_interactions"
+        raise ValueError(f"{name} must be >= 1, got {budget}")
     rng = np.random.default_rng(seed)
     if policy == "random":
         env.action_space.seed(seed)
@@ -146,8 +152,8 @@ def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.
         act = policy
     else:
         raise ValueError(f"policy must be 'random' or a callable(observation, rng), got {policy!r}")
-    data = None
-    for e in range(n_episodes):
+    data, e = None, 0
+    while (e < n_episodes) if n_episodes is not None else (data is None or data.n_interactions < min_interactions):
         obs, info = env.reset(seed=seed + e)
         if "state" not in info:
             raise ValueError(f"env {env} does not report info['state']; the hidden state is needed for training")
@@ -160,6 +166,7 @@ def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.
             obs, reward, terminated, truncated, info = env.step(action)
             data.append_transition(action, reward, terminated, truncated, info["state"], obs)
             done = terminated or truncated
+        e += 1
     return data
 
 

@@ -42,3 +42,19 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """``atomic_write`` of UTF-8 text."""
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def check_writable(path: str | Path, directory: bool = False) -> None:
+    """Raise a one-line ValueError naming ``path`` unless this process could create or replace it (a
+    file, or with ``directory`` a folder): checked before any work whose result would go there."""
+    path = Path(path)
+    kind, other = ("directory", "file") if directory else ("file", "directory")
+    if path.exists() and path.is_dir() != directory:
+        raise ValueError(f"output {path} is a {other}, not a {kind}")
+    target = path if directory and path.is_dir() else path.parent
+    while not target.exists():
+        target = target.parent
+    if not target.is_dir():
+        raise ValueError(f"output {path} cannot be created: {target} is a file")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ValueError(f"output {path} cannot be written: no write permission in {target}")

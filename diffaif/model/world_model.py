@@ -402,6 +402,13 @@ class WorldModel:
             raise ValueError(f"checkpoint {directory} is inconsistent: {err}") from None
 
 
+def remove_saved(directory: str | Path) -> None:
+    """Delete a model written by ``save``, with any previous copy or temporary an interrupted save left."""
+    directory = Path(directory)
+    for path in (directory, _previous_copy(directory), *directory.parent.glob(f".{directory.name}.tmp*")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _previous_copy(directory: Path) -> Path:
     """Where ``save`` keeps the previous complete model while it swaps a new one in."""
     return directory.with_name(f".{directory.name}.old")
