@@ -3,8 +3,9 @@
 Files written to ``out_dir``: ``config.yaml`` (resolved model + train config), ``encoding.json``,
 ``episodes.npz`` (the training episodes, so a run says what data, and how many interactions, it cost),
 ``metrics.jsonl`` (one line per log interval; a resumed run first drops the lines after its checkpoint),
-``checkpoint.pt`` (net, optimizer, lr schedule, EMA, step; written atomically) and ``model/`` (the EMA world model, ``WorldModel.load``-able), both renewed
-at every checkpoint interval and at the end.
+``checkpoint.pt`` (net, optimizer, lr schedule, EMA, step; written atomically) and ``model/`` (the EMA
+world model, ``WorldModel.load``-able; swapped in crash-safely), both renewed at every checkpoint
+interval and at the end.
 
 Every step's batch, masks and noise come from a generator seeded by (seed, process, step), so a
 resumed run draws exactly what the uninterrupted run would have drawn.
