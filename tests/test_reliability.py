@@ -295,3 +295,226 @@ def test_explicit_wandb_mode_wins_over_the_environment_and_a_failure_is_one_line
     assert modes == ["offline"]
     assert str(err.value) == ("wandb could not start in train.wandb_mode=offline: Network error (ConnectionError), "
                               "entering retry loop. (train.wandb_mode=disabled trains without it)")
+
+
+# ---- the command line: one-line errors, nothing written -----------------------------------------
+TINY = ["model.width=8", "model.depth=1", "model.heads=2", "model.length=4", "train.steps=3", "train.batch_size=8",
+        "train.warmup_steps=0", "train.num_train_timesteps=10", "train.log_interval=1"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Collected grid4x4 and grid8x8 data, a grid4x4 run, and bad files, under one folder."""
+    from diffaif.cli import main
+    from diffaif.data import load_episodes
+
+    root = tmp_path_factory.mktemp("world")
+    for env in ("grid4x4", "grid8x8"):
+        assert main(["collect", "--env", env, "--episodes", "2", "--out", str(root / env)]) == 0
+    assert main(["train", "--env", "grid4x4", "--data", str(root / "grid4x4"), "--out", str(root / "run4"),
+                 *TINY]) == 0
+    (root / "notes.npz").write_text("these are not episodes\n")
+    (root / "a_file").write_text("x\n")
+    (root / "list.yaml").write_text("- env\n- agents\n")
+    (root / "syntax.yaml").write_text("env: [grid4x4\nagents: x\n")
+    (root / "no_env").mkdir()
+    (root / "no_env" / "run.json").write_text('{"data": "somewhere"}')
+    raw = (root / "grid4x4" / "episodes.npz").read_bytes()
+    for i in range(60, len(raw)):  # the first bit flip that breaks the file
+        flipped = bytearray(raw)
+        flipped[i] ^= 0xFF
+        (root / "flipped.npz").write_bytes(bytes(flipped))
+        try:
+            load_episodes(root / "flipped.npz")
+        except ValueError:
+            break
+    return root
+
+
+def _tree(*roots) -> dict:
+    return {p: (p.read_bytes() if p.is_file() else None) for root in roots for p in sorted(root.rglob("*"))}
+
+
+def _fails_with_one_line(argv: list[str], capsys, *roots) -> str:
+    """Run ``argv``: exit status 2, one line on stderr and not a byte written under ``roots``."""
+    from diffaif.cli import main
+
+    before = _tree(*roots)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"diffaif {argv[0]}: error: ") and err.count("\n") == 1, err
+    assert _tree(*roots) == before
+    return err
+
+
+CASES = [  # (argv with {w} = the world folder and {t} = a fresh folder, what the one line says)
+    (["train", "--env", "grid8x8", "--data", "{w}/grid4x4", "--out", "{t}/run", *TINY],
+     "--env grid8x8 with options {} does not match the data: {w}/grid4x4/meta.json records env grid4x4 "
+     "with options {}"),
+    (["train", "--env", "grid4x4", "--data", "{w}/grid4x4", "--out", "{w}/run4", *TINY],
+     "--out {w}/run4 already holds a run: pass --overwrite to replace it, or --resume to continue training it"),
+    (["train", "--env", "grid4x4", "--env-option", "max_steps=7", "--data", "{w}/grid4x4", "--out", "{t}/run", *TINY],
+     "--env grid4x4 with options {'max_steps': 7} does not match the data"),
+    (["train", "--env", "grid4x4", "--data", "{w}/flipped.npz", "--out", "{t}/run", *TINY],
+     "episode file {w}/flipped.npz is not a readable .npz"),
+    (["train", "--env", "grid4x4", "--data", "{w}/notes.npz", "--out", "{t}/run", *TINY],
+     "episode file {w}/notes.npz is not a readable .npz (This file contains pickled"),
+    (["train", "--env", "grid4x4", "--data", "{w}/grid4x4", "--out", "{t}/run", "--resume"],
+     "--resume: there is no run at {t}/run to continue"),
+    (["train", "--env", "grid4x4", "--data", "{w}/grid4x4", "--out", "{t}/run", "model.widht=3"],
+     "unknown config key 'model.widht'; valid keys here: ['depth', 'dropout', 'eta',"),
+    (["collect", "--env", "grid4x4", "--steps", "0", "--out", "{t}/data"], "--steps must be >= 1, got 0"),
+    (["collect", "--env", "grid4x4", "--episodes", "1", "--out", "{w}/grid8x8"],
+     "--out {w}/grid8x8 already holds a run: pass --overwrite to replace it"),
+    (["collect", "--env", "grid4x4", "--episodes", "1", "--env-option", "max_steps", "--out", "{t}/data"],
+     "--env-option 'max_steps' is not KEY=VALUE"),
+    (["eval-model", "--run", "{t}"], "no world model at {t}/model: {t}/model/world_model.json is missing"),
+    (["eval-model", "--run", "{w}/run4", "--out", "{w}/a_file/eval.json"],
+     "output {w}/a_file/eval.json cannot be created: {w}/a_file is a file"),
+    (["eval-model", "--run", "{w}/nothing", "--out", "{w}"], "output {w} is a directory, not a file"),
+    (["plan", "--run", "{w}/no_env", "--fidelity"], "{w}/no_env/run.json lacks the key 'env'"),
+    (["plan", "--run", "{w}/run4", "--fidelity", "--out", "{w}/a_file/f.json"],
+     "output {w}/a_file/f.json cannot be created: {w}/a_file is a file"),
+    (["bench", "--threads", "0"], "threads must be >= 1 (or null: torch's default), got 0"),
+    (["bench", "--pretrained", "{w}/nothing", "--out", "{w}/a_file/b.json"],
+     "output {w}/a_file/b.json cannot be created: {w}/a_file is a file"),
+    (["compare", "--episodes", "0", "--out", "{t}/cmp"], "CompareConfig.episodes must be >= 1, got 0"),
+    (["compare", "--episodes", "-2", "--out", "{t}/cmp"], "CompareConfig.episodes must be >= 1, got -2"),
+    (["compare", "--seeds", "0", "--out", "{t}/cmp"], "CompareConfig.seeds must be >= 1, got 0"),
+    (["compare", "--agents", "", "--out", "{t}/cmp"], "--agents is empty"),
+    (["compare", "--agents", "random", "--out", "{t}/cmp", "agent.foo.x=1"],
+     "override 'agent.foo.x=1' names unknown agent 'foo'; valid choices: ["),
+    (["compare", "--agents", "random", "--out", "{t}/cmp", "agent.aif.planner.foo=1"],
+     "override 'agent.aif.planner.foo=1' configures agent 'aif', which is not among the agents compared ['random']"),
+    (["compare", "--agents", "aif", "--out", "{t}/cmp", "agent.aif.planner.gama=3"],
+     "agent.aif: unknown config key 'planner.gama'; valid keys here: ['common_random_numbers', 'context',"),
+    (["compare", "--agents", "aif", "--out", "{t}/cmp", "warmup_steps=0"],
+     "agent aif has no world model: give it warmup_steps >= 1 or agent.aif.pretrained"),
+    (["compare", "--config", "{w}/syntax.yaml", "--out", "{t}/cmp"],
+     "config file {w}/syntax.yaml is not valid YAML at line 2"),
+    (["compare", "--config", "{w}/list.yaml", "--out", "{t}/cmp"],
+     "config file {w}/list.yaml must hold a mapping of keys at its top level, not a list"),
+    (["compare", "--config", "{w}", "--out", "{t}/cmp"], "config file {w} is a directory, not a YAML file"),
+    (["compare", "--agents", "random", "--episodes", "1", "--out", "{w}/a_file"],
+     "output {w}/a_file is a file, not a directory"),
+    (["compare", "--agents", "random", "--episodes", "1", "--out", "{w}/a_file/cmp"],
+     "output {w}/a_file/cmp cannot be created: {w}/a_file is a file"),
+    (["demo", "--out", "{w}/run4"], "--out {w}/run4 already holds a run: pass --overwrite to replace it"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a[:3]) for a, _ in CASES])
+def test_bad_input_is_one_line_naming_the_problem_and_writes_nothing(world, tmp_path, capsys, argv, message):
+    fill = lambda text: text.replace("{w}", str(world)).replace("{t}", str(tmp_path))  # noqa: E731
+    err = _fails_with_one_line([fill(a) for a in argv], capsys, world, tmp_path)
+    assert fill(message) in err, err
+
+
+def test_resume_refuses_other_data_or_another_env_before_writing(world, tmp_path, capsys):
+    err = _fails_with_one_line(["train", "--env", "grid4x4", "--data", f"{world}/grid8x8", "--out", f"{world}/run4",
+                                "--resume", *TINY], capsys, world)
+    assert "does not match the data" in err                 # grid8x8 data, recorded in its meta.json
+    other = tmp_path / "other"
+    assert __import__("diffaif.cli").cli.main(["collect", "--env", "grid4x4", "--episodes", "3", "--seed", "5",
+                                               "--out", str(other)]) == 0
+    err = _fails_with_one_line(["train", "--env", "grid4x4", "--data", str(other), "--out", f"{world}/run4",
+                                "--resume", *TINY], capsys, world)
+    assert err.endswith(f"--resume with --data {other}, but run {world}/run4 was trained on other data: "
+                        f"{world}/run4/episodes.npz (collected as {world}/grid4x4)\n")
+    err = _fails_with_one_line(["train", "--env", "grid8x8", "--data", f"{world}/run4/episodes.npz",
+                                "--out", f"{world}/run4", "--resume", *TINY], capsys, world)
+    assert err.endswith(f"--resume with --env grid8x8 and options {{}}, but {world}/run4/run.json records env "
+                        "grid4x4 with options {}\n")
+
+
+def test_debug_shows_the_traceback(world, tmp_path):
+    from diffaif.cli import main
+
+    with pytest.raises(ValueError, match="does not match the data"):
+        main(["--debug", "train", "--env", "grid8x8", "--data", f"{world}/grid4x4", "--out", str(tmp_path / "r")])
+
+
+def test_an_unexpected_error_is_still_one_line_naming_its_type(monkeypatch, capsys, tmp_path):
+    import zlib
+
+    from diffaif import cli
+
+    def broken(*args, **kwargs):
+        raise zlib.error("Error -3 while decompressing data: invalid stored block lengths\nsecond line")
+
+    monkeypatch.setattr("diffaif.data.collect_episodes", broken)
+    assert cli.main(["collect", "--env", "grid4x4", "--episodes", "1", "--out", str(tmp_path / "d")]) == 2
+    assert capsys.readouterr().err == ("diffaif collect: error: error: Error -3 while decompressing data: invalid "
+                                       "stored block lengths (--debug shows the traceback)\n")
+
+
+def test_overwrite_replaces_a_run_and_restarts_its_metrics(world, tmp_path):
+    import shutil
+
+    from diffaif.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(world / "run4", run)
+    assert main(["train", "--env", "grid4x4", "--data", f"{world}/grid4x4", "--out", str(run), "--overwrite",
+                 *TINY[:-1], "train.log_interval=3"]) == 0
+    assert _metric_steps(run) == [3]                        # not appended to the replaced run's [1, 2, 3]
+
+
+def test_compare_gives_the_aif_agent_a_default_warm_up_budget():
+    from diffaif.experiments.compare import AIF_WARMUP_STEPS, CompareConfig
+
+    assert AIF_WARMUP_STEPS == 2000
+    assert build_config(CompareConfig, [{"agents": ["aif", "random"]}]).warmup_steps == AIF_WARMUP_STEPS
+    assert build_config(CompareConfig, [{"agents": ["random"]}]).warmup_steps == 0
+    assert build_config(CompareConfig, [{"agents": ["aif"], "warmup_steps": 50}]).warmup_steps == 50
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_is_refused_first(world, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    err = _fails_with_one_line(["collect", "--env", "grid4x4", "--episodes", "1", "--out", str(locked / "d")],
+                               capsys, tmp_path)
+    assert f"output {locked / 'd'} cannot be written: no write permission in {locked}" in err
+
+
+# ---- collect --steps and --env-option (the command-line part of issue 24) ---------------------
+def test_collect_steps_takes_whole_episodes_until_the_budget_and_records_it(tmp_path):
+    import json
+
+    from diffaif.cli import main
+    from diffaif.data import load_episodes
+
+    assert main(["collect", "--env", "grid4x4", "--steps", "150", "--out", str(tmp_path)]) == 0
+    data = load_episodes(tmp_path / "episodes.npz")
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["interactions"] == data.n_interactions >= 150 and meta["episodes"] == data.n_episodes
+    last_start = int(data.episode_starts[-1])
+    assert data.n_interactions - (data.n_steps - last_start - 1) < 150   # one episode fewer would fall short
+    assert (data.terminated | data.truncated).sum() == data.n_episodes  # every episode ran to its end
+
+
+def test_env_options_go_from_collect_to_train_to_evaluation(tmp_path, monkeypatch, capsys):
+    import json
+
+    from diffaif import cli
+    from diffaif.envs import make_env
+
+    options = ["--env-option", "obs_mode=state", "--env-option", "obs_floor=true"]
+    env = "MiniGrid-Empty-5x5-v0"
+    assert cli.main(["collect", "--env", env, *options, "--steps", "30", "--out", str(tmp_path / "data")]) == 0
+    assert json.loads((tmp_path / "data" / "meta.json").read_text())["env_options"] == {"obs_mode": "state",
+                                                                                         "obs_floor": True}
+    assert cli.main(["train", "--env", env, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                     *TINY]) == 2                                       # the data's options are not given
+    assert "with options {} does not match the data" in capsys.readouterr().err
+    assert cli.main(["train", "--env", env, *options, "--data", str(tmp_path / "data"), "--out",
+                     str(tmp_path / "run"), *TINY]) == 0
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["env_options"] == {"obs_mode": "state", "obs_floor": True}
+    made = []
+    monkeypatch.setattr("diffaif.envs.make_env", lambda name, **kw: made.append((name, kw)) or make_env(name, **kw))
+    monkeypatch.setattr("diffaif.model.evaluate.evaluate_world_model", lambda model, env, **kw: {"n_windows": 0})
+    assert cli.main(["eval-model", "--run", str(tmp_path / "run"), "--episodes", "1"]) == 0
+    assert made == [(env, {"obs_mode": "state", "obs_floor": True})]
