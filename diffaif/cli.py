@@ -1,17 +1,24 @@
-"""The ``diffaif`` command line: thin subcommands over library functions."""
+"""The ``diffaif`` command line: thin subcommands over library functions.
+
+Every error reaches the user as one line naming the problem and the file or key (exit status 2);
+``--debug`` anywhere on the line shows the traceback instead. Nothing is written before the input is
+validated, and no run directory is overwritten without ``--overwrite`` (``train --resume`` continues one).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
 from diffaif.config import ConfigError, build_config
 
-
 EPISODES_FILE = "episodes.npz"
+META_FILE = "meta.json"        # beside a collect's episodes: env, env options, policy, budget
+RUN_FILE = "run.json"          # in a training run: env, env options, data
 
 
 def _layers(args, **flags) -> list[dict]:
@@ -21,16 +28,90 @@ def _layers(args, **flags) -> list[dict]:
     return layers
 
 
+def _check_new_run_dir(out: Path, overwrite: bool, alternative: str = "") -> None:
+    """Refuse an ``--out`` that could not be written, or that already holds files unless ``--overwrite``
+    says so (``alternative``: another way out, for the message); creates nothing."""
+    from diffaif.data.files import check_writable
+
+    check_writable(out, directory=True)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"--out {out} already holds a run: pass --overwrite to replace it{alternative}")
+
+
+def _check_resumed_run_dir(out: Path, overwrite: bool) -> None:
+    """``train --resume``: the run must exist and be writable; --overwrite contradicts it."""
+    from diffaif.data.files import check_writable
+
+    if overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: give one of them")
+    if not out.is_dir():
+        raise FileNotFoundError(f"--resume: there is no run at {out} to continue")
+    check_writable(out, directory=True)
+
+
+def _env_options(items: list[str] | None) -> dict[str, Any]:
+    """``--env-option KEY=VALUE`` flags as a dict, values parsed as OmegaConf dotlist values (true, 3, 0.5)."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--env-option {item!r} is not KEY=VALUE")
+        options.update(OmegaConf.to_container(OmegaConf.from_dotlist([item])))
+    return options
+
+
+def _read_json(path: Path, required: tuple[str, ...]) -> dict:
+    """A JSON object file with ``required`` keys; anything else is an error naming the file and key."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable JSON file: {err}") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} must hold a JSON object, not a {type(content).__name__}")
+    missing = [key for key in required if key not in content]
+    if missing:
+        raise ValueError(f"{path} lacks the key {missing[0]!r}")
+    return content
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from diffaif.data.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2))
+    print(f"wrote {path.resolve()}")
+
+
 def cmd_compare(args) -> None:
     from diffaif.experiments.compare import CompareConfig, run_comparison
     from diffaif.experiments.stats import format_table
 
+    if args.agents is not None and not args.agents.strip():
+        raise ConfigError("--agents is empty: name at least one agent, comma-separated")
     agents = args.agents.split(",") if args.agents else None
     config = build_config(CompareConfig, _layers(args, env=args.env, agents=agents, episodes=args.episodes,
                                                  seeds=args.seeds, out=args.out), args.overrides)
-    summary = run_comparison(config)
+    _refuse_overrides_of_other_agents(args.overrides, config.agents)
+    _check_new_run_dir(Path(config.out), args.overwrite)
+    summary = run_comparison(config)  # creates the directory only once the config is validated
     print(format_table(summary))
     print(f"wrote {Path(config.out).resolve()}")
+
+
+def _refuse_overrides_of_other_agents(overrides: list[str], agents: list[str]) -> None:
+    """A command-line ``agent.<name>.*`` / ``agent_env.<name>`` override for an agent that is not compared
+    would have no effect: an error, not silence (a YAML preset may configure agents a run leaves out)."""
+    from diffaif.agents import AGENTS
+
+    for override in overrides:
+        parts = override.split("=", 1)[0].split(".")
+        if parts[0] not in ("agent", "agent_env") or len(parts) < 2:
+            continue
+        if parts[1] not in AGENTS:
+            raise ConfigError(f"override {override!r} names unknown agent {parts[1]!r}; "
+                              f"valid choices: {sorted(AGENTS)}")
+        if parts[1] not in agents:
+            raise ConfigError(f"override {override!r} configures agent {parts[1]!r}, which is not among "
+                              f"the agents compared {agents}")
 
 
 def cmd_demo(args) -> None:
@@ -41,57 +122,129 @@ def cmd_demo(args) -> None:
     cmd_compare(args)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {path.resolve()}")
-
-
 def cmd_collect(args) -> None:
     from diffaif.data import collect_episodes, save_episodes
     from diffaif.envs import make_env
 
     if args.policy != "random":
         raise ValueError(f"unknown policy {args.policy!r}; valid choices: ['random']")
-    env = make_env(args.env)
-    data = collect_episodes(env, args.episodes, policy=args.policy, seed=args.seed)
+    for flag in ("episodes", "steps"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     out = Path(args.out)
+    _check_new_run_dir(out, args.overwrite)
+    options = _env_options(args.env_option)
+    env = make_env(args.env, **options)
+    data = collect_episodes(env, args.episodes, policy=args.policy, seed=args.seed, min_interactions=args.steps)
     save_episodes(data, out / EPISODES_FILE)
-    _write_json(out / "meta.json", {"env": args.env, "policy": args.policy, "episodes": args.episodes,
-                                    "steps": int(data.n_steps), "seed": args.seed})
+    _write_json(out / META_FILE, {"env": args.env, "env_options": options, "policy": args.policy,
+                                  "episodes": data.n_episodes, "interactions": data.n_interactions,
+                                  "steps": int(data.n_steps), "seed": args.seed})
+
+
+def _check_data_env(meta_path: Path, env: str, options: dict) -> None:
+    """Refuse to train on data collected in another env (or with other env options) than ``--env``."""
+    if not meta_path.is_file():
+        return
+    meta = _read_json(meta_path, ("env",))
+    recorded = (meta["env"], meta.get("env_options", {}))
+    if recorded != (env, options):
+        raise ValueError(f"--env {env} with options {options} does not match the data: {meta_path} records "
+                         f"env {recorded[0]} with options {recorded[1]}")
+
+
+def _same_episodes(a, b) -> bool:
+    import numpy as np
+
+    from diffaif.data.episodes import NPZ_KEYS
+
+    return all(np.array_equal(x, y, equal_nan=x.dtype.kind == "f" and y.dtype.kind == "f")
+               for x, y in ((np.asarray(getattr(a, k)), np.asarray(getattr(b, k))) for k in NPZ_KEYS))
+
+
+def _check_resume(out: Path, env: str, options: dict, data, data_path: Path) -> None:
+    """A resumed run keeps its env, env options and data: refuse others, naming both."""
+    from diffaif.data import load_episodes
+
+    run_file = out / RUN_FILE
+    recorded = _read_json(run_file, ("env",)) if run_file.is_file() else {}
+    if recorded and (recorded["env"], recorded.get("env_options", {})) != (env, options):
+        raise ValueError(f"--resume with --env {env} and options {options}, but {run_file} records env "
+                         f"{recorded['env']} with options {recorded.get('env_options', {})}")
+    run_episodes = out / EPISODES_FILE
+    if run_episodes.is_file() and not _same_episodes(load_episodes(run_episodes), data):
+        origin = f" (collected as {recorded['data']})" if "data" in recorded else ""
+        raise ValueError(f"--resume with --data {data_path}, but run {out} was trained on other data: "
+                         f"{run_episodes}{origin}")
+
+
+def _remove_training_state(out: Path) -> None:
+    """What a replaced run must not leave behind: its checkpoint (a later --resume would continue it) and
+    its model (an evaluation would read it); the other files are rewritten at the start of training."""
+    from diffaif.model.train import CHECKPOINT_FILE, MODEL_DIR
+    from diffaif.model.world_model import remove_saved
+
+    (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    remove_saved(out / MODEL_DIR)
 
 
 def cmd_train(args) -> None:
-    from diffaif.config import CONFIG_DIR, save_config
+    from diffaif.config import CONFIG_DIR
     from diffaif.data import load_episodes
+    from diffaif.data.files import atomic_write_text
     from diffaif.envs import make_env
     from diffaif.model import WorldModelConfig, train_world_model
+    from diffaif.model.train import resume_state
     from diffaif.planning.planner import PlannerConfig
     from diffaif.planning.tasks import task_planning
 
+    out = Path(args.out)
+    if args.resume:
+        _check_resumed_run_dir(out, args.overwrite)
+    else:
+        _check_new_run_dir(out, args.overwrite, alternative=", or --resume to continue training it")
     preset = Path(args.model) if args.model.endswith(".yaml") else CONFIG_DIR / "model" / f"{args.model}.yaml"
     if not preset.is_file():
         valid = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
         raise ValueError(f"unknown model config {args.model!r}; valid choices: {valid} or a .yaml path")
     config = build_config(WorldModelConfig, [preset], args.overrides)
+    options = _env_options(args.env_option)
     data_path = Path(args.data)
-    data = load_episodes(data_path / EPISODES_FILE if data_path.is_dir() else data_path)
-    env = make_env(args.env)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps({"env": args.env, "data": str(data_path)}, indent=2))
+    episodes_path = data_path / EPISODES_FILE if data_path.is_dir() else data_path
+    data = load_episodes(episodes_path)
+    _check_data_env(episodes_path.parent / META_FILE, args.env, options)
+    env = make_env(args.env, **options)
     encoding = task_planning(env, PlannerConfig()).encoding(data)
+    if args.resume:
+        _check_resume(out, args.env, options, data, data_path)
+        resume_state(out, config.model, encoding)
+    elif args.overwrite:
+        _remove_training_state(out)
+    atomic_write_text(out / RUN_FILE, json.dumps({"env": args.env, "env_options": options,
+                                                   "data": str(data_path)}, indent=2))
     model = train_world_model(data, encoding, config.model, config.train, out, resume=args.resume)
     print(f"trained world model: {out.resolve() / 'model'} (window length {model.length})")
 
 
-def _run_env(run: Path, env: str | None) -> str:
-    meta = run / "run.json"
-    if env:
-        return env
-    if not meta.is_file():
-        raise FileNotFoundError(f"{meta} is missing: pass --env")
-    return json.loads(meta.read_text())["env"]
+def _run_env(run: Path, env: str | None) -> tuple[str, dict]:
+    """The env name and options a run was trained with (``run.json``); ``--env`` overrides the name."""
+    run_file = run / RUN_FILE
+    if not run_file.is_file():
+        if env:
+            return env, {}
+        raise FileNotFoundError(f"{run_file} is missing: pass --env")
+    recorded = _read_json(run_file, () if env else ("env",))
+    options = recorded.get("env_options", {})
+    if env and env != recorded.get("env"):
+        return env, {}
+    return recorded["env"], options
+
+
+def _check_out_file(path: Path) -> Path:
+    from diffaif.data.files import check_writable
+
+    check_writable(path)
+    return path
 
 
 def cmd_eval_model(args) -> None:
@@ -100,13 +253,15 @@ def cmd_eval_model(args) -> None:
     from diffaif.model.evaluate import evaluate_continuous_world_model, evaluate_world_model
 
     run = Path(args.run)
+    out = _check_out_file(Path(args.out) if args.out else run / "eval_model.json")
     model = WorldModel.load(run / "model")
-    env = make_env(_run_env(run, args.env))
+    name, options = _run_env(run, args.env)
+    env = make_env(name, **options)
     continuous = model.encoding.parts["obs"].kind == "continuous"
     evaluate = evaluate_continuous_world_model if continuous else evaluate_world_model
     result = evaluate(model, env, n_episodes=args.episodes, horizon=args.horizon, n_samples=args.samples,
                       steps=args.steps, mode=args.mode, seed=args.seed, context=args.context)
-    _write_json(Path(args.out) if args.out else run / "eval_model.json", result)
+    _write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list) or len(v) <= 8}, indent=2))
 
 
@@ -115,21 +270,26 @@ def cmd_plan(args) -> None:
     from diffaif.envs import make_env
     from diffaif.experiments.fidelity import efe_fidelity
 
+    if not args.fidelity:
+        raise ValueError("plan needs --fidelity (the only report it makes so far)")
     run = Path(args.run)
-    env = make_env(_run_env(run, args.env))
+    out = _check_out_file(Path(args.out) if args.out else run / "fidelity.json")
+    name, options = _run_env(run, args.env)
+    env = make_env(name, **options)
     overrides = {"pretrained": str(run / "model"), "retrain": "never"}
     overrides.update(OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides)))
     agent = make_agent("aif", env, seed=args.seed, overrides=overrides)
-    if not args.fidelity:
-        raise ValueError("plan needs --fidelity (the only report it makes so far)")
     result = efe_fidelity(agent, env, episodes=args.episodes, seed=args.seed)
-    _write_json(Path(args.out) if args.out else run / "fidelity.json", result)
+    _write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffaif", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
+    overwrite = "replace the files of an existing --out directory"
+    env_option = "KEY=VALUE option of make_env, e.g. obs_mode=state (repeatable)"
 
     p = sub.add_parser("compare", help="evaluate agents on a task over seeds x episodes (Table I)")
     p.add_argument("--env")
@@ -137,12 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int)
     p.add_argument("--seeds", type=int)
     p.add_argument("--out")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("--config", help="YAML file of CompareConfig keys")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. agent.qlearning.epsilon_start=0.5")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="the main job: AIF vs Q-learning, random and the oracle on grid4x4 (configs/demo.yaml)")
     p.add_argument("--out")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("--config", help="YAML file of CompareConfig keys (default configs/demo.yaml)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. seeds=1")
     p.set_defaults(func=cmd_demo)
@@ -152,25 +314,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="roll out a behaviour policy and store episodes (.npz)")
     p.add_argument("--env", required=True)
-    p.add_argument("--episodes", type=int, required=True)
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--episodes", type=int)
+    budget.add_argument("--steps", type=int, help="whole episodes until at least this many interactions")
+    p.add_argument("--env-option", action="append", metavar="KEY=VALUE", help=env_option)
     p.add_argument("--policy", default="random")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train", help="train a diffusion world model on stored episodes")
     p.add_argument("--env", required=True)
+    p.add_argument("--env-option", action="append", metavar="KEY=VALUE", help=env_option)
     p.add_argument("--data", required=True, help="a collect directory or an episodes .npz")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--model", default="tiny", help="configs/model/<name>.yaml or a .yaml path")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.steps=500")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval-model", help="k-step prediction accuracy (grid tasks: and calibration against the exact "
                                           "filter; control tasks: per-dimension error) against the true env")
     p.add_argument("--run", required=True)
-    p.add_argument("--env")
+    p.add_argument("--env", help="default: the env (and env options) in the run's run.json")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--horizon", type=int, default=5)
     p.add_argument("--context", type=int, help="past steps in the window (default: window length - 1 - horizon)")
@@ -183,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="EFE planning with a trained model; --fidelity compares with the exact EFE")
     p.add_argument("--run", required=True)
-    p.add_argument("--env")
+    p.add_argument("--env", help="default: the env (and env options) in the run's run.json")
     p.add_argument("--fidelity", action="store_true")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
@@ -193,16 +361,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """The first line of an error; types other than the expected ones are named, with a pointer to --debug."""
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    if isinstance(err, (ValueError, FileNotFoundError)):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text} (--debug shows the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; → exit status (0 done, 2 error, 130 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:  # its own parser (diffaif.experiments.bench.build_parser)
-        from diffaif.experiments.bench import main as bench_main
-        return bench_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
+    command = argv[0] if argv else None
     try:
-        args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"diffaif {args.command}: error: {err}", file=sys.stderr)
+        if command == "bench":  # its own parser (diffaif.experiments.bench.build_parser)
+            from diffaif.experiments.bench import main as bench_main
+
+            bench_main(argv[1:])
+        else:
+            args = build_parser().parse_args(argv)
+            args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"diffaif {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the boundary: one line for the user, the traceback only with --debug
+        if debug:
+            raise
+        print(f"diffaif {command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     return 0
 

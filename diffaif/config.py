@@ -6,6 +6,7 @@ nothing falls back silently to a default.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
@@ -22,16 +23,50 @@ class ConfigError(ValueError):
     """A configuration key or value that does not fit the schema."""
 
 
+def _dataclass_in(annotation: Any) -> type | None:
+    """The dataclass an annotation names: itself, or the dataclass inside ``X | None`` and the like."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    return next((arg for arg in typing.get_args(annotation) if dataclasses.is_dataclass(arg)), None)
+
+
 def _valid_keys(schema: Any, dotted: str) -> list[str]:
+    """The field names of the dataclass that holds the last part of ``dotted`` ([] where none does).
+
+    ``typing.get_type_hints`` resolves the string annotations of ``from __future__ import annotations``.
+    """
     node = schema
     for part in dotted.split(".")[:-1]:
-        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
-        if part not in fields:
-            return []
-        node = fields[part].type if isinstance(fields[part].type, type) else getattr(node, part, None)
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        node = _dataclass_in(hints.get(part))
         if node is None:
             return []
-    return sorted(f.name for f in dataclasses.fields(node)) if dataclasses.is_dataclass(node) else []
+    return sorted(f.name for f in dataclasses.fields(node))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file; a missing, unreadable or malformed file, or one whose top level is
+    not a mapping, is a ConfigError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory, not a YAML file")
+    try:
+        layer = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read: {err}") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML{line}: {problem}") from None
+    if layer is None:
+        return {}
+    if not isinstance(layer, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys at its top level, "
+                          f"not a {type(layer).__name__}")
+    return layer
 
 
 def build_config(schema: type[T], layers: Sequence[dict | str | Path] = (), overrides: Sequence[str] = ()) -> T:
@@ -42,7 +77,7 @@ def build_config(schema: type[T], layers: Sequence[dict | str | Path] = (), over
     base = OmegaConf.structured(schema)
     for layer in list(layers) + [OmegaConf.from_dotlist(list(overrides))]:
         if isinstance(layer, (str, Path)):
-            layer = yaml.safe_load(Path(layer).read_text()) or {}
+            layer = read_yaml(layer)
         try:
             base = OmegaConf.merge(base, layer)
         except ConfigKeyError as err:
@@ -60,4 +95,7 @@ def to_dict(config: Any) -> dict:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write the resolved ``config`` as YAML, atomically."""
+    from diffaif.data.files import atomic_write_text  # here, not above: diffaif.data loads torch
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

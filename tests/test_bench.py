@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from diffaif.envs import make_env
-from diffaif.experiments.bench import (BenchConfig, denoising_curve, headline, main, run_bench,
-                                       training_throughput)
+from diffaif.cli import main
+from diffaif.experiments.bench import BenchConfig, denoising_curve, headline, run_bench, training_throughput
 from diffaif.model import WorldModel
 
 torch.set_num_threads(2)
@@ -62,7 +62,7 @@ def test_bench_figures_are_sane(bench):
 def test_cli_main_on_a_pretrained_model(bench, tmp_path, capsys):
     _, config, folder = bench
     out = tmp_path / "cli.json"
-    code = main(["--pretrained", str(folder / "train" / "model"), "--decisions", "3", "--warmup", "1",
+    code = main(["bench", "--pretrained", str(folder / "train" / "model"), "--decisions", "3", "--warmup", "1",
                  "--train-steps", "0", "--out", str(out), "planner.n_samples=3", "planner.denoising_steps=1",
                  "planner.context=1", "planner.policies.horizon=1", "planner.likelihood_samples=4"])
     assert code == 0
@@ -73,9 +73,10 @@ def test_cli_main_on_a_pretrained_model(bench, tmp_path, capsys):
 
 
 def test_cli_main_rejects_bad_config(capsys):
-    assert main(["--device", "cpu", "--decisions", "1"]) == 2
-    assert "decisions" in capsys.readouterr().err
-    assert main(["planner_typo=3"]) == 2
+    assert main(["bench", "--device", "cpu", "--decisions", "1"]) == 2
+    assert capsys.readouterr().err == "diffaif bench: error: decisions must be >= 2, warmup and floor_repeats >= 1\n"
+    assert main(["bench", "planner_typo=3"]) == 2
+    assert "unknown config key 'planner_typo'" in capsys.readouterr().err
 
 
 def test_denoising_curve(bench):

@@ -24,8 +24,11 @@ def run(tmp_path_factory):
 def test_collect_writes_the_documented_npz(run):
     data = load_episodes(run / "data" / "episodes.npz")
     meta = json.loads((run / "data" / "meta.json").read_text())
-    assert data.n_episodes == 3 and meta["steps"] == data.n_steps
-    assert data.episode_terminated().all() or (data.truncated | data.terminated).sum() == 3
+    assert data.n_episodes == meta["episodes"] == 3 and meta["steps"] == data.n_steps
+    assert meta["interactions"] == data.n_interactions == data.n_steps - 3
+    # each episode ends on its last transition (the row before its final row), and only there
+    last_transitions = np.append(data.episode_starts[1:], data.n_steps) - 2
+    assert np.flatnonzero(data.terminated | data.truncated).tolist() == last_transitions.tolist()
 
 
 def test_train_writes_a_loadable_run(run):
@@ -61,17 +64,22 @@ def test_demo_runs_the_comparison_with_the_aif_agent(tmp_path):
     assert (out / "aif_action_probabilities.png").is_file() and (out / "aif_efe_per_action.png").is_file()
 
 
-@pytest.mark.parametrize("argv, word", [
-    (["compare", "--env", "grid5x5", "--episodes", "1"], "grid5x5"),
-    (["compare", "--agents", "oracle,sarsa", "--episodes", "1"], "sarsa"),
-    (["compare", "--episodes", "1", "no_such_key=3"], "no_such_key"),
-    (["compare", "--agents", "aif", "--episodes", "1", "agent.aif.planner.gama=3"], "gama"),
-    (["train", "--env", "grid4x4", "--data", "/nonexistent", "--out", "/tmp/x", "--model", "huge"], "huge"),
-    (["collect", "--env", "grid4x4", "--episodes", "1", "--policy", "greedy", "--out", "/tmp/x"], "greedy"),
+@pytest.mark.parametrize("argv, words", [
+    (["compare", "--env", "grid5x5", "--episodes", "1"], ["unknown env 'grid5x5'; valid choices: ['grid4x4', 'grid8x8']"]),
+    (["compare", "--agents", "oracle,sarsa", "--episodes", "1"], ["unknown agent 'sarsa'", "'qlearning'"]),
+    (["compare", "--episodes", "1", "no_such_key=3"],
+     ["unknown config key 'no_such_key'; valid keys here: ['agent', 'agent_env', 'agents', 'env'"]),
+    (["compare", "--agents", "aif", "--episodes", "1", "agent.aif.planner.gama=3"],
+     ["unknown config key 'planner.gama'", "'gamma'", "'n_samples'"]),
+    (["train", "--env", "grid4x4", "--data", "/nonexistent", "--out", "{tmp}/x", "--model", "huge"],
+     ["unknown model config 'huge'; valid choices: [", "'tiny'"]),
+    (["collect", "--env", "grid4x4", "--episodes", "1", "--policy", "greedy", "--out", "{tmp}/x"],
+     ["unknown policy 'greedy'; valid choices: ['random']"]),
 ])
-def test_bad_input_names_the_bad_word(argv, word, capsys):
-    assert main(argv) == 2
-    assert word in capsys.readouterr().err
+def test_bad_input_names_the_bad_word_and_the_valid_choices(argv, words, capsys, tmp_path):
+    assert main([arg.replace("{tmp}", str(tmp_path)) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert all(word in err for word in words), err
 
 
 def test_eval_model_reports_per_dimension_errors_on_a_control_task(tmp_path):

@@ -369,7 +369,8 @@ def test_control_fidelity_compares_predictions_with_the_simulator(tmp_path):
     agent.warm_up(env, 60, seed=1)
     result = control_fidelity(agent, env, episodes=2, seed=0)
     assert result["decisions"] == 8 and len(result["spearman"]) == len(result["true_regret"]) == 8
-    assert all(r >= 0 for r in result["true_regret"]) and result["true_regret_p95"] <= max(result["true_regret"])
+    assert all(r >= 0 for r in result["true_regret"])
+    assert result["true_regret_p95"] == pytest.approx(np.percentile(result["true_regret"], 95))
     assert all(-1 <= r <= 1 for r in result["spearman"] if math.isfinite(r))
     error = np.array(result["prediction_error"])
     assert error.shape == (3, 3) and (error >= 0).all() and error[:, :2].max() <= 2   # |cos|, |sin| errors

@@ -125,11 +125,12 @@ def test_two_decompositions_agree_and_info_gain_is_mutual_information():
     terms = expected_free_energy(q_o, q_s, log_pref, obs_entropy)
     assert set(terms) == {"G", "risk", "ambiguity", "extrinsic", "info_gain"}
     assert all(v.shape == (5,) for v in terms.values())
-    torch.testing.assert_close(terms["G"], terms["risk"] + terms["ambiguity"])
     torch.testing.assert_close(terms["G"], -terms["extrinsic"] - terms["info_gain"])
     assert torch.all(terms["info_gain"] >= 0)
     # the terms one by one, against explicit sums
     kl = (q_o * (q_o.log() - log_pref)).sum((-2, -1))
+    explicit_ambiguity = -(q_s.unsqueeze(-1) * obs_model * obs_model.log()).sum((-3, -2, -1))
+    torch.testing.assert_close(terms["G"], kl + explicit_ambiguity)   # G = KL[q(o) || p~(o)] + E_q(s) H[p(o|s)]
     torch.testing.assert_close(risk(q_o, log_pref), kl)
     torch.testing.assert_close(extrinsic_value(q_o, log_pref), (q_o * log_pref).sum((-2, -1)))
     torch.testing.assert_close(ambiguity(q_s, obs_entropy), torch.einsum("bhs,s->b", q_s, obs_entropy))

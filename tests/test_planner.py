@@ -111,8 +111,8 @@ def test_one_batched_call_per_decision_on_a_cropped_window():
     assert plan.action_probs.shape == (4,) and abs(float(plan.action_probs.sum()) - 1) < 1e-6
     assert plan.action in (1, 3)                                # down or right: both shorten the path
     assert plan.q_o.shape == (16, 2, 16)
-    assert PlannerConfig(crop_window=False) and EFEPlanner(
-        sampler, planner.log_preference, PlannerConfig(crop_window=False)).window == sampler.length
+    assert planner.window == 4 < sampler.length                # cropped: context 1 + present + horizon 2
+    assert EFEPlanner(sampler, planner.log_preference, PlannerConfig(crop_window=False)).window == sampler.length
 
 
 def test_planner_rejects_a_horizon_beyond_the_window():

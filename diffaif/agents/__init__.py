@@ -58,8 +58,8 @@ def agent_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
         return None
     try:
         return build_config(config_class, layers)
-    except ConfigError:
-        raise
+    except ConfigError as err:
+        raise ConfigError(f"agent.{name}: {err}") from None
     except ValueError as err:  # a dataclass __post_init__ check on a value
         raise ConfigError(f"bad config for agent {name!r}: {err}") from None
 

@@ -16,6 +16,7 @@ So row t holds the state in which action t was taken, and episode e spans rows
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -131,12 +132,18 @@ class EpisodeData:
         self._append_row(next_state, next_observation)
 
 
-def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.random.Generator], Any] = "random",
-                     seed: int = 0) -> EpisodeData:
-    """Run ``n_episodes`` episodes; ``policy`` is "random" (uniform over the action space) or a
-    callable ``policy(observation, rng) -> action``. Episode e is reset with seed ``seed + e``."""
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+def collect_episodes(env: Any, n_episodes: int | None = None,
+                     policy: str | Callable[[Any, np.random.Generator], Any] = "random", seed: int = 0,
+                     min_interactions: int | None = None) -> EpisodeData:
+    """Run ``n_episodes`` episodes, or whole episodes until at least ``min_interactions`` interactions
+    (``env.step`` calls; give exactly one of the two); ``policy`` is "random" (uniform over the action
+    space) or a callable ``policy(observation, rng) -> action``. Episode e is reset with seed ``seed + e``."""
+    if (n_episodes is None) == (min_interactions is None):
+        raise ValueError("give exactly one of n_episodes and min_interactions")
+    budget = n_episodes if n_episodes is not None else min_interactions
+    if budget < 1:
+        name = "n_episodes" if n_episodes is not None else "min_interactions"
+        raise ValueError(f"{name} must be >= 1, got {budget}")
     rng = np.random.default_rng(seed)
     if policy == "random":
         env.action_space.seed(seed)
@@ -145,8 +152,8 @@ def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.
         act = policy
     else:
         raise ValueError(f"policy must be 'random' or a callable(observation, rng), got {policy!r}")
-    data = None
-    for e in range(n_episodes):
+    data, e = None, 0
+    while (e < n_episodes) if n_episodes is not None else (data is None or data.n_interactions < min_interactions):
         obs, info = env.reset(seed=seed + e)
         if "state" not in info:
             raise ValueError(f"env {env} does not report info['state']; the hidden state is needed for training")
@@ -159,6 +166,7 @@ def collect_episodes(env: Any, n_episodes: int, policy: str | Callable[[Any, np.
             obs, reward, terminated, truncated, info = env.step(action)
             data.append_transition(action, reward, terminated, truncated, info["state"], obs)
             done = terminated or truncated
+        e += 1
     return data
 
 
@@ -169,18 +177,21 @@ def save_episodes(data: EpisodeData, path: str | Path) -> None:
 
 
 def load_episodes(path: str | Path) -> EpisodeData:
-    """Read an ``.npz`` written by ``save_episodes``; a missing, corrupt or incomplete file is a ValueError."""
+    """Read an ``.npz`` written by ``save_episodes``; a missing file is a FileNotFoundError, a corrupt,
+    foreign or incomplete one a ValueError, both naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"episode file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in NPZ_KEYS if key not in npz.files]
-            if missing:
-                raise ValueError(f"episode file {path} lacks the keys {missing} (has {sorted(npz.files)})")
-            arrays = {key: npz[key] for key in NPZ_KEYS}
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
+            files = set(npz.files)
+            arrays = {key: npz[key] for key in NPZ_KEYS if key in files}
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as err:
+        # a text file: "pickled data"; a bit flip: zlib.error or a CRC BadZipFile
         raise ValueError(f"episode file {path} is not a readable .npz ({err})") from None
+    missing = [key for key in NPZ_KEYS if key not in arrays]
+    if missing:
+        raise ValueError(f"episode file {path} lacks the keys {missing} (has {sorted(files)})")
     try:
         return EpisodeData(**arrays)
     except ValueError as err:

@@ -86,6 +86,8 @@ class BenchConfig:
             raise ValueError("without a pretrained model the bench trains one: train_steps must be >= 1")
         if any(s < 1 for s in self.steps_curve):
             raise ValueError(f"steps_curve entries must be >= 1, got {self.steps_curve}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or null: torch's default), got {self.threads}")
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -393,8 +395,12 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     from diffaif.envs import make_env
     from diffaif.model import WorldModel
 
+    from diffaif.data.files import atomic_write_text, check_writable
+
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
+    if config.out:
+        check_writable(config.out)  # before the work, not after it
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -445,9 +451,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     finally:
         tmp.cleanup()
     if config.out:
-        out = Path(config.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        atomic_write_text(config.out, json.dumps(result, indent=2))
     return result
 
 
@@ -489,24 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``diffaif bench``: run the bench, print the headline figures, write the JSON; → exit status."""
-    from diffaif.config import ConfigError
-
+def main(argv: list[str] | None = None) -> None:
+    """``diffaif bench``: run the bench, print the headline figures, write the JSON. Errors are raised for
+    the command line's boundary (``diffaif.cli.main``) to report."""
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k not in ("config", "overrides") and v is not None}
     layers = ([args.config] if args.config else []) + [flags]
-    try:
-        config = build_config(BenchConfig, layers, args.overrides)
-        result = run_bench(config)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"diffaif bench: error: {err}", file=sys.stderr)
-        return 2
+    config = build_config(BenchConfig, layers, args.overrides)
+    result = run_bench(config)
     print(json.dumps(headline(result)))
     if config.out:
         print(f"wrote {Path(config.out).resolve()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,11 +15,16 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffaif.agents import AGENTS, Agent, env_steps, make_agent
-from diffaif.config import save_config
+from diffaif.agents import AGENTS, Agent, agent_config, env_steps, make_agent
+from diffaif.config import ConfigError, save_config
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
 from diffaif.experiments.stats import format_table, pairwise_tests, summarise_steps
+
+
+# The warm-up budget when none is given and the aif agent is compared (configs/demo.yaml's): it has
+# no world model without one. Without the aif agent the default is 0.
+AIF_WARMUP_STEPS = 2000
 
 
 @dataclass
@@ -29,8 +34,9 @@ class CompareConfig:
     episodes: int = 100
     seeds: int = 5
     seed: int = 0
-    # Interactions each agent may spend before the evaluated episodes (data collection, pre-training).
-    warmup_steps: int = 0
+    # Interactions each agent may spend before the evaluated episodes (data collection, pre-training);
+    # None: AIF_WARMUP_STEPS when "aif" is among the agents, else 0.
+    warmup_steps: int | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     # Per-agent env options over env_kwargs: what the agent perceives (e.g. MiniGrid's obs_mode), never
     # the layout or the seeds, which stay the same for every agent.
@@ -39,6 +45,17 @@ class CompareConfig:
     agent: dict[str, Any] = field(default_factory=dict)
     out: str = "runs/compare"
     progress: bool = True
+
+    def __post_init__(self):
+        if not self.agents:
+            raise ValueError(f"agents must name at least one agent; valid choices: {sorted(AGENTS)}")
+        for name in ("episodes", "seeds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"CompareConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps is None:
+            self.warmup_steps = AIF_WARMUP_STEPS if "aif" in self.agents else 0
+        if self.warmup_steps < 0:
+            raise ValueError(f"CompareConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
 @dataclass
@@ -91,16 +108,31 @@ def seeded_agent(config: CompareConfig, name: str, seed_index: int) -> tuple[gym
     return env, make_agent(name, env, seed=config.seed + seed_index, overrides=config.agent.get(name))
 
 
+def validate_comparison(config: CompareConfig) -> None:
+    """Fail fast, before any long run or any file, on a bad agent name, agent config or env option.
+
+    Agents' configs in ``config.agent`` are checked for every agent named there, compared or not (a
+    preset may configure agents that only some runs select).
+    """
+    for key in ("agent_env", "agent"):
+        unknown = sorted(set(getattr(config, key)) - set(AGENTS))
+        if unknown:
+            raise ConfigError(f"{key} names unknown agents {unknown}; valid choices: {sorted(AGENTS)}")
+    for name, overrides in config.agent.items():
+        agent_config(name, overrides)
+    aif = config.agent.get("aif") or {}
+    if "aif" in config.agents and config.warmup_steps == 0 and not aif.get("pretrained"):
+        raise ConfigError("agent aif has no world model: give it warmup_steps >= 1 or agent.aif.pretrained")
+    for name in config.agents:
+        seeded_agent(config, name, 0)
+
+
 def run_comparison(config: CompareConfig) -> dict:
     """Evaluate every agent in ``config.agents``; write the run directory and return the summary."""
+    validate_comparison(config)
+    probe_env = make_env(config.env, **config.env_kwargs)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    unknown = sorted(set(config.agent_env) - set(AGENTS))
-    if unknown:
-        raise ValueError(f"agent_env names unknown agents {unknown}; valid choices: {sorted(AGENTS)}")
-    probe_env = make_env(config.env, **config.env_kwargs)
-    for name in config.agents:  # fail fast on a bad name or config before any long run
-        seeded_agent(config, name, 0)
     task = probe_env.unwrapped
     if getattr(task, "observability", None) is not None and (task.observability < 1).any():
         plot_observability(task.observability, out / "observability.png",
@@ -153,7 +185,7 @@ def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: di
 def write_outputs(out: Path, config: CompareConfig, summary: dict, records: list[EpisodeRecord],
                   step_log: list[dict]) -> None:
     save_config(config, out / "config.yaml")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))  # strict JSON
     (out / "table.md").write_text(format_table(summary))
     with open(out / "episodes.csv", "w", newline="") as f:
         writer = csv.writer(f)

@@ -8,26 +8,33 @@ import numpy as np
 from scipy import stats
 
 
-def cohen_d(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's d with the average-variance pooled sd: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2);
-    NaN when a sample has fewer than two values (no variance estimate)."""
+def undefined_reason(a: np.ndarray, b: np.ndarray) -> str | None:
+    """Why Welch's t and Cohen's d are undefined for samples ``a`` and ``b`` (None when they are defined):
+    both need a variance estimate, and a non-zero one."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if min(a.size, b.size) < 2:
-        return float("nan")
-    pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
-    if pooled == 0:
-        return 0.0 if a.mean() == b.mean() else float(np.sign(a.mean() - b.mean()) * np.inf)
-    return float((a.mean() - b.mean()) / pooled)
-
-
-def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Welch's unequal-variance t-test (t, two-sided p); (0, 1) when both samples are constant and equal."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
+        return "a sample has fewer than 2 episodes (no variance estimate)"
     if a.var() == 0 and b.var() == 0:
-        return (0.0, 1.0) if a.mean() == b.mean() else (float(np.sign(a.mean() - b.mean()) * np.inf), 0.0)
+        return "both samples are constant (zero variance)"
+    return None
+
+
+def cohen_d(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Cohen's d with the average-variance pooled sd: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2);
+    None when undefined (``undefined_reason``)."""
+    if undefined_reason(a, b):
+        return None
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float((a.mean() - b.mean()) / np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+
+
+def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None]:
+    """Welch's unequal-variance t-test (t, two-sided p); (None, None) when undefined (``undefined_reason``)."""
+    if undefined_reason(a, b):
+        return None, None
     with warnings.catch_warnings():  # a constant sample (the oracle's) trips scipy's precision warning
         warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_ind(a, b, equal_var=False)
+        res = stats.ttest_ind(np.asarray(a, float), np.asarray(b, float), equal_var=False)
     return float(res.statistic), float(res.pvalue)
 
 
@@ -44,11 +51,16 @@ def summarise_steps(steps: np.ndarray, success: np.ndarray) -> dict:
 
 
 def pairwise_tests(steps_by_agent: dict[str, np.ndarray]) -> list[dict]:
-    """Welch's t and Cohen's d of steps for every pair of agents (a before b in the given order)."""
+    """Welch's t and Cohen's d of steps for every pair of agents (a before b in the given order); where
+    they are undefined t, p and cohen_d are None and ``undefined`` says why."""
     out = []
     for a, b in combinations(steps_by_agent, 2):
         t, p = welch_test(steps_by_agent[a], steps_by_agent[b])
-        out.append({"a": a, "b": b, "t": t, "p": p, "cohen_d": cohen_d(steps_by_agent[a], steps_by_agent[b])})
+        row = {"a": a, "b": b, "t": t, "p": p, "cohen_d": cohen_d(steps_by_agent[a], steps_by_agent[b])}
+        reason = undefined_reason(steps_by_agent[a], steps_by_agent[b])
+        if reason:
+            row["undefined"] = reason
+        out.append(row)
     return out
 
 
@@ -64,10 +76,9 @@ def format_table(summary: dict) -> str:
     tests = {(t["a"], t["b"]): t for t in summary["tests"]}
 
     def cell(row_agent: str, col_agent: str, fmt) -> str:
-        if (col_agent, row_agent) in tests:
-            return fmt(tests[(col_agent, row_agent)], 1)
-        if (row_agent, col_agent) in tests:
-            return fmt(tests[(row_agent, col_agent)], -1)
+        for pair, sign in (((col_agent, row_agent), 1), ((row_agent, col_agent), -1)):
+            if pair in tests:
+                return "n/a" if tests[pair].get("undefined") else fmt(tests[pair], sign)
         return "-"
 
     def fmt_p(p: float) -> str:

@@ -2,9 +2,10 @@
 
 Files written to ``out_dir``: ``config.yaml`` (resolved model + train config), ``encoding.json``,
 ``episodes.npz`` (the training episodes, so a run says what data, and how many interactions, it cost),
-``metrics.jsonl`` (one line per log interval), ``checkpoint.pt`` (net, optimizer, lr schedule, EMA,
-step; written atomically) and ``model/`` (the EMA world model, ``WorldModel.load``-able), both renewed
-at every checkpoint interval and at the end.
+``metrics.jsonl`` (one line per log interval; a resumed run first drops the lines after its checkpoint),
+``checkpoint.pt`` (net, optimizer, lr schedule, EMA, step; written atomically) and ``model/`` (the EMA
+world model, ``WorldModel.load``-able; swapped in crash-safely), both renewed at every checkpoint
+interval and at the end.
 
 Every step's batch, masks and noise come from a generator seeded by (seed, process, step), so a
 resumed run draws exactly what the uninterrupted run would have drawn.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from diffaif.config import save_config
 from diffaif.data.encoding import TaskEncoding
-from diffaif.data.files import atomic_write
+from diffaif.data.files import atomic_write, atomic_write_text
 from diffaif.data.episodes import EpisodeData, save_episodes, windows
 from diffaif.model.score_net import ScoreNet
 from diffaif.model.world_model import (PREDICTION_TYPES, ModelConfig, NoiseSchedule, WorldModel, build_score_net,
@@ -39,6 +39,7 @@ from diffaif.model.world_model import (PREDICTION_TYPES, ModelConfig, NoiseSched
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_DIR = "model"
 EPISODES_FILE = "episodes.npz"
+ENCODING_FILE = "encoding.json"
 
 
 BUDGET_SCHEDULES = ("cosine", "constant", "constant_with_warmup")
@@ -225,11 +226,53 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def resume_state(out_dir: str | Path, model_config: ModelConfig, encoding: TaskEncoding) -> dict:
+    """The training state a resumed run in ``out_dir`` continues from, checked against the model config
+    and the encoding asked for (so nothing is written before a mismatch is found); → ``load_checkpoint``'s dict."""
+    checkpoint_path = Path(out_dir) / CHECKPOINT_FILE
+    state = load_checkpoint(checkpoint_path)
+    if state["model_config"] != asdict(model_config):
+        raise ValueError(f"cannot resume from {checkpoint_path}: it was trained with model config "
+                         f"{state['model_config']}, not {asdict(model_config)}")
+    encoding_path = Path(out_dir) / ENCODING_FILE
+    if encoding_path.is_file() and TaskEncoding.from_dict(json.loads(encoding_path.read_text())) != encoding:
+        raise ValueError(f"cannot resume from {checkpoint_path}: the run's {encoding_path} is not the encoding "
+                         f"of this env and data (another env, env option or data set?)")
+    return state
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Rewrite the metrics log ``path`` with only its records up to ``step`` (the checkpoint a run resumes
+    from), so the records logged after it are not duplicated; ``step`` 0 empties it (a fresh run)."""
+    kept = []
+    if step and path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
 def _ema_world_model(ema: EMAModel, encoding: TaskEncoding, model_config: ModelConfig,
                      noise: NoiseSchedule) -> WorldModel:
     net = build_score_net(encoding, model_config)
     ema.copy_to(net.parameters())
     return WorldModel(net, encoding, model_config, noise)
+
+
+def _start_wandb(accelerator: Accelerator, cfg: TrainConfig, model_config: ModelConfig) -> None:
+    """Start the wandb tracker in ``cfg.wandb_mode`` (which wins over a WANDB_MODE environment variable);
+    a failure is a one-line RuntimeError."""
+    try:
+        accelerator.init_trackers("diffaif", config={"model": asdict(model_config), "train": asdict(cfg)},
+                                  init_kwargs={"wandb": {"mode": cfg.wandb_mode}})
+    except Exception as err:  # wandb raises many types (network, auth, settings)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RuntimeError(f"wandb could not start in train.wandb_mode={cfg.wandb_mode}: {first} "
+                           f"(train.wandb_mode=disabled trains without it)") from None
 
 
 def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: ModelConfig,
@@ -243,8 +286,9 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     the last checkpoint stays the last good one.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     cfg = train_config
+    state = resume_state(out_dir, model_config, encoding) if resume else None  # before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
     # Every process draws its own batch of cfg.batch_size windows per step (see the generator seed below),
     # so one step is one step of the lr schedule whatever the number of processes; accelerate's default
     # (step_scheduler_with_optimizer=True) would step it num_processes times per step, as for a sharded
@@ -252,8 +296,7 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     accelerator = Accelerator(log_with="wandb" if cfg.wandb_mode != "disabled" else None,
                               step_scheduler_with_optimizer=False)
     if cfg.wandb_mode != "disabled":
-        os.environ.setdefault("WANDB_MODE", cfg.wandb_mode)
-        accelerator.init_trackers("diffaif", config={"model": asdict(model_config), "train": asdict(cfg)})
+        _start_wandb(accelerator, cfg, model_config)
     torch.manual_seed(cfg.seed)
     noise_schedule = NoiseSchedule(cfg.num_train_timesteps, cfg.beta_schedule, cfg.prediction_type,
                                    clip_sample=encoding.all_categorical)
@@ -277,11 +320,7 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     ema = EMAModel(net.parameters(), decay=cfg.ema_decay)
     checkpoint_path = out_dir / CHECKPOINT_FILE
     start = 0
-    if resume:
-        state = load_checkpoint(checkpoint_path)
-        if state["model_config"] != asdict(model_config):
-            raise ValueError(f"cannot resume from {checkpoint_path}: it was trained with model config "
-                             f"{state['model_config']}, not {asdict(model_config)}")
+    if state is not None:
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         lr_scheduler.load_state_dict(state["lr_scheduler"])
@@ -292,8 +331,9 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     dataset = dataset.to(accelerator.device)
     if accelerator.is_main_process:  # only the main process writes files
         save_config(WorldModelConfig(model_config, cfg), out_dir / "config.yaml")
-        (out_dir / "encoding.json").write_text(json.dumps(encoding.to_dict(), indent=2))
+        atomic_write_text(out_dir / ENCODING_FILE, json.dumps(encoding.to_dict(), indent=2))
         save_episodes(data, out_dir / EPISODES_FILE)
+        keep_metrics_until(out_dir / "metrics.jsonl", start)
 
     def save_checkpoint(step: int) -> None:
         unwrapped = accelerator.unwrap_model(net)

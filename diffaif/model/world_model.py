@@ -21,6 +21,7 @@ from diffusers import DDIMScheduler, RePaintScheduler
 from einops import rearrange, repeat
 
 from diffaif.data.encoding import TaskEncoding
+from diffaif.data.files import atomic_write_text, normal_mode
 from diffaif.model.score_net import ScoreNet
 
 MODES: tuple[str, ...] = ("repaint", "masked")
@@ -29,6 +30,7 @@ PREDICTION_TYPES: tuple[str, ...] = ("sample", "epsilon", "v_prediction")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 WORLD_MODEL_FILE = "world_model.json"
 NET_DIR = "score_net"
+NET_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")  # what save_pretrained writes
 
 
 @dataclass
@@ -459,27 +461,29 @@ class WorldModel:
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write ``score_net/`` (safetensors + config.json) and ``world_model.json``; the directory is
-        replaced only once everything is written."""
+        """Write ``score_net/`` (safetensors + config.json) and ``world_model.json`` into a temporary
+        folder beside ``directory``, then swap it in (``_swap_in``): a crash at any moment leaves a
+        complete model that ``load`` reads. Temporaries of earlier interrupted saves are removed."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
+        for stale in directory.parent.glob(f".{directory.name}.tmp*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
-        self.net.save_pretrained(tmp / NET_DIR, safe_serialization=True)
-        meta = {"encoding": self.encoding.to_dict(), "config": asdict(self.config), "noise": asdict(self.noise)}
-        (tmp / WORLD_MODEL_FILE).write_text(json.dumps(meta, indent=2))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, directory)
+        try:
+            os.chmod(tmp, normal_mode(directory=True))
+            self.net.save_pretrained(tmp / NET_DIR, safe_serialization=True)
+            meta = {"encoding": self.encoding.to_dict(), "config": asdict(self.config), "noise": asdict(self.noise)}
+            atomic_write_text(tmp / WORLD_MODEL_FILE, json.dumps(meta, indent=2))
+            _swap_in(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "WorldModel":
-        """Read a directory written by ``save``; a missing, corrupt or mismatched file is an error naming it."""
-        directory = Path(directory)
+        """Read a directory written by ``save`` (or, when a save was interrupted between its renames, the
+        previous complete copy beside it); a missing, corrupt or mismatched file is an error naming it."""
+        directory = _complete_copy(Path(directory))
         meta_path = directory / WORLD_MODEL_FILE
         if not meta_path.is_file():
             raise FileNotFoundError(f"no world model at {directory}: {meta_path} is missing")
@@ -491,14 +495,48 @@ class WorldModel:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"world model file {meta_path} is corrupt: {err}") from None
         net_path = directory / NET_DIR
-        try:
-            net = ScoreNet.from_pretrained(net_path)
+        missing = [name for name in NET_FILES if not (net_path / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"score net folder {net_path} lacks {', '.join(missing)}")
+        try:  # local_files_only: a local folder must never turn into a model-hub download
+            net = ScoreNet.from_pretrained(net_path, local_files_only=True)
         except Exception as err:  # diffusers/safetensors raise many types for a bad file; name the file
             raise ValueError(f"score net checkpoint {net_path} could not be loaded: {err}") from None
         try:
             return cls(net, encoding, config, noise).to(device)
         except ValueError as err:
             raise ValueError(f"checkpoint {directory} is inconsistent: {err}") from None
+
+
+def remove_saved(directory: str | Path) -> None:
+    """Delete a model written by ``save``, with any previous copy or temporary an interrupted save left."""
+    directory = Path(directory)
+    for path in (directory, _previous_copy(directory), *directory.parent.glob(f".{directory.name}.tmp*")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _previous_copy(directory: Path) -> Path:
+    """Where ``save`` keeps the previous complete model while it swaps a new one in."""
+    return directory.with_name(f".{directory.name}.old")
+
+
+def _swap_in(new: Path, directory: Path) -> None:
+    """Rename the complete folder ``new`` onto ``directory``, keeping this invariant at every moment:
+    ``directory`` is a complete model, or it is absent and ``_previous_copy(directory)`` is one."""
+    previous = _previous_copy(directory)
+    if directory.exists():
+        shutil.rmtree(previous, ignore_errors=True)  # stale: directory itself is complete
+        os.replace(directory, previous)
+    os.replace(new, directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _complete_copy(directory: Path) -> Path:
+    """``directory``, or its previous complete copy when a save was interrupted between its renames."""
+    previous = _previous_copy(directory)
+    if not directory.exists() and (previous / WORLD_MODEL_FILE).is_file():
+        return previous
+    return directory
 
 
 def _blank(encoding: TaskEncoding, part: str, batch: int, length: int) -> np.ndarray:
