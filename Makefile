@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/diffaif demo
+	$(VENV)/bin/diffaif demo --overwrite
 
 test: install
 	$(PY) -m pytest tests

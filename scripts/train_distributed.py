@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     batches: list[dict] = []
     original_loss = train_module.diffusion_loss
 
-    def observed_loss(net, scheduler, encoding, x0, mask, generator):
+    def observed_loss(net, scheduler, encoding, x0, *args, **kwargs):
         batches.append({"x0": digest(x0), "shape": list(x0.shape)})
-        return original_loss(net, scheduler, encoding, x0, mask, generator)
+        return original_loss(net, scheduler, encoding, x0, *args, **kwargs)
 
     train_module.diffusion_loss = observed_loss
     env = make_env(args.env)

@@ -41,7 +41,7 @@ CHAIN_ENCODING = TaskEncoding([PartSpec("state", "categorical", 3), PartSpec("ob
                                PartSpec("action", "categorical", 3)])
 SEQUENTIAL = ModelConfig(length=5, width=32, depth=2, heads=2, mlp_ratio=2, steps=1, order="sequential",
                          position_from_end=True)
-ONE_STEP_TRAIN = TrainConfig(steps=300, batch_size=64, lr=3e-3, warmup_steps=20, min_timestep=99,
+ONE_STEP_TRAIN = TrainConfig(steps=300, batch_size=64, lr=3e-3, warmup_steps=20, min_noise=0.99,
                              num_train_timesteps=100, scored_future=1, left_pad=1, log_interval=50,
                              checkpoint_interval=300)
 

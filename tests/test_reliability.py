@@ -14,7 +14,7 @@ def test_unknown_nested_key_lists_the_real_valid_keys():
     with pytest.raises(ConfigError) as err:
         build_config(WorldModelConfig, [], ["model.widht=3"])
     assert "'model.widht'" in str(err.value)
-    assert "['depth', 'dropout'," in str(err.value) and "'width'" in str(err.value)
+    assert "['depth', 'draw', 'dropout'," in str(err.value) and "'width'" in str(err.value)
 
 
 def test_unknown_key_in_an_agent_config_names_the_agent_and_lists_its_keys():
@@ -363,7 +363,7 @@ CASES = [  # (argv with {w} = the world folder and {t} = a fresh folder, what th
     (["train", "--env", "grid4x4", "--data", "{w}/grid4x4", "--out", "{t}/run", "--resume"],
      "--resume: there is no run at {t}/run to continue"),
     (["train", "--env", "grid4x4", "--data", "{w}/grid4x4", "--out", "{t}/run", "model.widht=3"],
-     "unknown config key 'model.widht'; valid keys here: ['depth', 'dropout', 'eta',"),
+     "unknown config key 'model.widht'; valid keys here: ['depth', 'draw', 'dropout', 'eta',"),
     (["collect", "--env", "grid4x4", "--steps", "0", "--out", "{t}/data"], "--steps must be >= 1, got 0"),
     (["collect", "--env", "grid4x4", "--episodes", "1", "--out", "{w}/grid8x8"],
      "--out {w}/grid8x8 already holds a run: pass --overwrite to replace it"),

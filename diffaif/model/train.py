@@ -64,7 +64,9 @@ class TrainConfig:
     planning_share: float = 0.9
     unconditional_share: float = 0.05
     scored_future: int | None = None   # planning windows: loss on this many steps after the present (None: all)
-    min_timestep: int = 0              # noise levels t ~ U[min_timestep, T): low t teach little (x_t gives x0)
+    # noise levels t ~ U[⌊min_noise·T⌋, T): low t teach little (x_t all but gives x0); a sampler of one
+    # step asks the net at t = T - 1 only
+    min_noise: float = 0.0
     left_pad: int | None = None        # most absent steps before an episode start in a window (None: length - 1)
     crop_prob: float = 0.0             # share of batches cut to a random length 2..T from the window start, so
                                        # the net also serves short planning windows (fewer tokens, faster)
@@ -83,8 +85,8 @@ class TrainConfig:
         if self.planning_share + self.unconditional_share > 1.0:
             raise ValueError(f"TrainConfig.planning_share + unconditional_share must be <= 1, got "
                              f"{self.planning_share} + {self.unconditional_share}")
-        if not 0 <= self.min_timestep < self.num_train_timesteps:
-            raise ValueError(f"TrainConfig.min_timestep must be in [0, {self.num_train_timesteps}), got {self.min_timestep}")
+        if not 0.0 <= self.min_noise < 1.0:
+            raise ValueError(f"TrainConfig.min_noise must be in [0, 1), got {self.min_noise}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"TrainConfig.max_seconds must be > 0 or null, got {self.max_seconds}")
         if self.max_seconds is not None and self.lr_schedule not in BUDGET_SCHEDULES:
@@ -171,9 +173,9 @@ def x0_loss(encoding: TaskEncoding, logits: torch.Tensor, x0: torch.Tensor, unkn
 
 
 def diffusion_loss(net: torch.nn.Module, scheduler: DDPMScheduler, encoding: TaskEncoding, x0: torch.Tensor,
-                   mask: torch.Tensor | None, generator: torch.Generator, min_timestep: int = 0,
+                   mask: torch.Tensor | None, generator: torch.Generator, min_noise: float = 0.0,
                    scored: torch.Tensor | None = None) -> torch.Tensor:
-    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``, t ~ U[min_timestep, T).
+    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``, t ~ U[⌊min_noise·T⌋, T).
 
     prediction_type "sample": ``x0_loss`` of the net output (logits) against x0; "epsilon" / "v_prediction":
     mean squared error against ε / ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0``. With a known-mask (B, T, D)
@@ -182,7 +184,8 @@ def diffusion_loss(net: torch.nn.Module, scheduler: DDPMScheduler, encoding: Tas
     """
     batch = x0.shape[0]
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    t = torch.randint(min_timestep, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(x0.device)
+    levels = scheduler.config.num_train_timesteps
+    t = torch.randint(int(min_noise * levels), levels, (batch,), generator=generator).to(x0.device)
     x_t = scheduler.add_noise(x0, noise, t)
     if mask is not None:
         x_t = torch.where(mask, x0, x_t)
@@ -371,7 +374,7 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
                                                    cfg.planning_share, cfg.unconditional_share, generator,
                                                    cfg.scored_future)
                 mask, scored = mask.to(x0.device), scored.to(x0.device)
-            loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator, cfg.min_timestep, scored)
+            loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator, cfg.min_noise, scored)
             # all processes stop together: one alone would leave the others waiting in the gradient all-reduce
             if not bool(accelerator.gather(torch.isfinite(loss.detach()).float().reshape(1)).all()):
                 where = (f"the last good checkpoint is {checkpoint_path} (step {last_saved})"
