@@ -486,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--steps-curve", dest="steps_curve", type=int, nargs="+",
                         help="also the accuracy/time curve over these denoising steps")
+    parser.add_argument("--learning-curve", dest="learning_curve", action="store_true",
+                        help="instead: world-model accuracy against training seconds on fixed data "
+                             "(diffaif.experiments.learning_curve; --config and overrides are then "
+                             "LearningCurveConfig keys, e.g. budgets_s=[30,120] env_options.obs_mode=state)")
     parser.add_argument("--out")
     parser.add_argument("--config", help="YAML file of BenchConfig keys")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. planner.n_samples=32 "
@@ -497,8 +501,24 @@ def main(argv: list[str] | None = None) -> None:
     """``diffaif bench``: run the bench, print the headline figures, write the JSON. Errors are raised for
     the command line's boundary (``diffaif.cli.main``) to report."""
     args = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k not in ("config", "overrides") and v is not None}
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("config", "overrides", "learning_curve") and v is not None}
     layers = ([args.config] if args.config else []) + [flags]
+    if args.learning_curve:
+        from diffaif.experiments.learning_curve import LearningCurveConfig, run_learning_curve
+
+        curve_flags = {k: v for k, v in flags.items() if k in ("env", "model_preset", "threads", "seed", "out")}
+        if set(flags) - set(curve_flags):
+            raise ValueError(f"--learning-curve takes --env, --model-preset, --threads, --seed and --out, not "
+                             f"{sorted('--' + k.replace('_', '-') for k in set(flags) - set(curve_flags))}")
+        config = build_config(LearningCurveConfig, layers[:-1] + [curve_flags], args.overrides)
+        result = run_learning_curve(config)
+        for point in result["points"]:
+            print(json.dumps({k: point[k] for k in ("budget_s", "train_cpu_s", "train_steps")} |
+                             {k: point[k] for k in ("obs_accuracy", "obs_abs_error", "view_cell_accuracy_seen")
+                              if k in point}))
+        print(f"wrote {Path(config.out).resolve()}")
+        return
     config = build_config(BenchConfig, layers, args.overrides)
     result = run_bench(config)
     print(json.dumps(headline(result)))
