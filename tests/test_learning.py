@@ -163,3 +163,21 @@ def test_view_cells_map_back_to_minigrid_view_coordinates():
     hidden[0] = 0  # the after view's top-left cell (7, 10) lies outside the overlap anyway
     hidden[6 * 7 + 0] = 0  # the after view's bottom-left cell: world (7, 4), inside the overlap
     assert cells_seen_before(before, view, after, hidden, 7).sum() == 4 * 4 - 2
+
+
+def test_probabilities_come_with_the_samples(chain_model):
+    known, mask = known_window(CHAIN_ENCODING, 5, 1, [[0, 1]], [[2]], [[2, 0, 1]])
+    for order in ("joint", "sequential"):
+        samples, probs = chain_model.inpaint(known, mask, 3, generator=torch.Generator().manual_seed(0),
+                                             order=order, return_probs=True)
+        assert probs.shape == samples.shape
+        for part in ("state", "obs", "action"):
+            block = probs[..., CHAIN_ENCODING.slice(part)]
+            present = block.sum(-1) > 0      # steps before the episode start hold no distribution
+            assert torch.allclose(block.sum(-1)[present], torch.ones(())) and (block >= 0).all()
+        known_part = mask[:, None].expand_as(samples)
+        assert torch.equal(probs[known_part], ((known[:, None].expand_as(samples) + 1) / 2)[known_part])
+    # the trained model is sure of the next observation: after 1 with action 2 comes 2
+    assert probs[0, :, 2, CHAIN_ENCODING.slice("obs")].argmax(-1).tolist() == [2, 2, 2]
+    with pytest.raises(ValueError, match="return_probs"):
+        chain_model.inpaint(known, mask, 1, mode="repaint", return_probs=True)

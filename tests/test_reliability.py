@@ -515,6 +515,6 @@ def test_env_options_go_from_collect_to_train_to_evaluation(tmp_path, monkeypatc
     assert run["env_options"] == {"obs_mode": "state", "obs_floor": True}
     made = []
     monkeypatch.setattr("diffaif.envs.make_env", lambda name, **kw: made.append((name, kw)) or make_env(name, **kw))
-    monkeypatch.setattr("diffaif.model.evaluate.evaluate_world_model", lambda model, env, **kw: {"n_windows": 0})
+    monkeypatch.setattr("diffaif.model.evaluate.evaluate_categorical_world_model", lambda model, env, **kw: {"n_windows": 0})
     assert cli.main(["eval-model", "--run", str(tmp_path / "run"), "--episodes", "1"]) == 0
     assert made == [(env, {"obs_mode": "state", "obs_floor": True})]

@@ -27,13 +27,13 @@ def efe_fidelity(agent: DiffusionAIFAgent, env, episodes: int, seed: int = 0, ti
     """Compare the agent's Monte Carlo G with the exact G over ``episodes`` episodes it plays.
 
     → dict with per-step ``spearman`` and ``agree`` lists and their summaries, and the exact-EFE
-    regret of the chosen action (0 when it is exactly optimal).
+    regret of the chosen action (0 when it is exactly optimal), and the mean |G − exact G| (nats).
     """
     task = env.unwrapped
     P, O = task.transition_matrix(), task.observation_matrix()
     prior = np.eye(task.n_cells)[task.start]
     gamma, n_actions = agent.config.planner.gamma, task.action_space.n
-    rhos, agree, regret = [], [], []
+    rhos, agree, regret, error = [], [], [], []
     for e in range(episodes):
         obs, info = env.reset(seed=seed + e)
         agent.reset(obs)
@@ -45,6 +45,7 @@ def efe_fidelity(agent: DiffusionAIFAgent, env, episodes: int, seed: int = 0, ti
             exact = exact_expected_free_energy(belief, plan.policies, P, O, agent.planner.log_preference.double())
             rho = stats.spearmanr(plan.terms["G"].numpy(), exact["G"].numpy()).statistic
             rhos.append(float(rho) if np.isfinite(rho) else float("nan"))
+            error.append(float((plan.terms["G"].double() - exact["G"]).abs().mean()))
             exact_probs = action_marginal(policy_posterior(exact["G"], gamma), plan.policies[:, 0], n_actions)
             agree.append(bool(exact_probs[action] >= exact_probs.max() - tie_tolerance))
             chosen = exact["G"][plan.policies[:, 0] == action].min()
@@ -63,6 +64,8 @@ def efe_fidelity(agent: DiffusionAIFAgent, env, episodes: int, seed: int = 0, ti
         # exact G of the best policy starting with the chosen action minus the exact minimum (nats)
         "exact_regret_mean": float(np.mean(regret)),
         "exact_regret_p95": float(np.percentile(regret, 95)),
+        # mean over decisions of the mean |G - exact G| over the candidates (nats): bias and noise
+        "g_abs_error_mean": float(np.mean(error)),
         "spearman": rhos,
         "agree": agree,
     }

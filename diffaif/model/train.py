@@ -63,10 +63,10 @@ class TrainConfig:
     # one nothing; the rest know random (step, part) subsets, so other queries still work.
     planning_share: float = 0.9
     unconditional_share: float = 0.05
-    scored_future: int | None = None   # planning windows: loss on this many steps after the present (None: all)
+    scored_future: int | None = 1      # planning windows: loss on this many steps after the present (None: all)
     # noise levels t ~ U[⌊min_noise·T⌋, T): low t teach little (x_t all but gives x0); a sampler of one
     # step asks the net at t = T - 1 only
-    min_noise: float = 0.0
+    min_noise: float = 0.999
     left_pad: int | None = None        # most absent steps before an episode start in a window (None: length - 1)
     crop_prob: float = 0.0             # share of batches cut to a random length 2..T from the window start, so
                                        # the net also serves short planning windows (fewer tokens, faster)

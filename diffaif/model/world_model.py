@@ -29,6 +29,8 @@ ORDERS: tuple[str, ...] = ("joint", "sequential")
 PREDICTION_TYPES: tuple[str, ...] = ("sample", "epsilon", "v_prediction")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 WORLD_MODEL_FILE = "world_model.json"
+# Sampler settings of models saved before these keys existed (joint DDIM, positions from the start).
+LEGACY_SAMPLER = {"order": "joint", "draw": False, "position_from_end": False}
 NET_DIR = "score_net"
 NET_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")  # what save_pretrained writes
 
@@ -44,12 +46,12 @@ class ModelConfig:
     mlp_ratio: int = 4
     dropout: float = 0.0
     mode: str = "masked"       # "masked": mask channel, no resampling (measured far better); "repaint": unconditional
-    steps: int = 10            # default denoising steps of inpaint()
+    steps: int = 1             # default denoising steps of inpaint() (one x0 step: docs/results/world_model.md)
     # Masked mode: "joint" denoises the whole window at once; "sequential" predicts one future step per
     # pass (the earliest one with an unknown observation), fixes it, and goes on: H passes of ``steps``.
-    order: str = "joint"
-    draw: bool = False         # last step: draw each categorical block from the net's softmax (not its mean)
-    position_from_end: bool = False   # position embeddings counted from the window's end (see ScoreNet)
+    order: str = "sequential"
+    draw: bool = True          # last step: draw each categorical block from the net's softmax (not its mean)
+    position_from_end: bool = True    # position embeddings counted from the window's end (see ScoreNet)
     jump_length: int = 1       # RePaint: steps forward per resampling jump
     jump_n_sample: int = 2     # RePaint: times each jump is resampled (1 = no resampling)
     eta: float = 0.0           # RePaint: 0 = deterministic DDIM update of the unknown part, 1 = DDPM-like
@@ -490,7 +492,7 @@ class WorldModel:
         try:
             meta = json.loads(meta_path.read_text())
             encoding = TaskEncoding.from_dict(meta["encoding"])
-            config = ModelConfig(**meta["config"])
+            config = ModelConfig(**{**LEGACY_SAMPLER, **meta["config"]})
             noise = NoiseSchedule(**meta["noise"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"world model file {meta_path} is corrupt: {err}") from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from diffaif.planning.preferences import VectorPreference
 from diffaif.planning.value import TailValue
 
 OBS_ESTIMATORS = ("histogram", "rao_blackwell")
+STATE_ESTIMATORS = ("histogram", "probabilities")
 TERMS = ("G", "risk", "ambiguity", "extrinsic", "info_gain", "tail")   # per-policy terms a plan keeps
 SELECTIONS = ("argmax", "sample")
 
@@ -50,6 +51,9 @@ class PlannerConfig:
     # q(o_τ|π): histogram of sampled observations, or Σ_s q(s_τ|π) p̂(o|s) with p̂ the model's own
     # observation likelihood (Rao-Blackwellised: lower variance, consistent with q(s_τ|π)).
     obs_estimator: str = "rao_blackwell"
+    # q(s_τ|π): histogram of sampled states, or the mean over rollouts of the model's predictive
+    # distribution of s_τ (``inpaint(return_probs=True)``: Rao-Blackwellised; masked x0 models only)
+    state_estimator: str = "histogram"
     likelihood_samples: int = 128    # samples per state for the cached p̂(o|s) and H[p(o|s)]
     selection: str = "argmax"        # act on argmax P(a) or sample a ~ P(a)
     common_random_numbers: bool = True
@@ -65,6 +69,8 @@ class PlannerConfig:
     def __post_init__(self):
         if self.obs_estimator not in OBS_ESTIMATORS:
             raise ValueError(f"obs_estimator must be one of {OBS_ESTIMATORS}, got {self.obs_estimator!r}")
+        if self.state_estimator not in STATE_ESTIMATORS:
+            raise ValueError(f"state_estimator must be one of {STATE_ESTIMATORS}, got {self.state_estimator!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.context < 0 or self.n_samples < 1 or (self.denoising_steps is not None and self.denoising_steps < 1):
@@ -154,10 +160,12 @@ class InpaintingPlanner(ABC):
         self.n_actions = model.encoding.parts["action"].size
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _sample(self, known: torch.Tensor, mask: torch.Tensor, n_samples: int) -> torch.Tensor:
+    def _sample(self, known: torch.Tensor, mask: torch.Tensor, n_samples: int, return_probs: bool = False) -> Any:
         # the net runs on the model's device; the EFE arithmetic on these small tensors stays on the CPU
-        return self.model.inpaint(known, mask, n_samples, self.config.denoising_steps, self.config.mode,
-                                  generator=self.generator, shared_noise=self.config.common_random_numbers).cpu()
+        extra = {"return_probs": True} if return_probs else {}  # samplers without probabilities still serve
+        out = self.model.inpaint(known, mask, n_samples, self.config.denoising_steps, self.config.mode,
+                                 generator=self.generator, shared_noise=self.config.common_random_numbers, **extra)
+        return tuple(t.cpu() for t in out) if return_probs else out.cpu()
 
     def _window(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor):
         """``known_window`` for K policies (K, h) after the last ``context + 1`` observations and the actions between them."""
@@ -274,10 +282,14 @@ class EFEPlanner(InpaintingPlanner):
         """
         c, horizon = self.config.context, policies.shape[1]
         known, mask = self._window(observations, actions, policies)
-        samples = self._sample(known, mask, self.config.n_samples)       # (K, N, T, D)
+        if self.config.state_estimator == "probabilities":
+            samples, probs = self._sample(known, mask, self.config.n_samples, return_probs=True)
+            q_s = probs[:, :, c + 1:c + 1 + horizon, self.model.encoding.slice("state")].mean(1)   # (K, H, S)
+        else:
+            samples = self._sample(known, mask, self.config.n_samples)   # (K, N, T, D)
+            states = self._decode(samples[:, :, c + 1:c + 1 + horizon], "state").transpose(1, 2)  # (K, H, N)
+            q_s = histogram(states, self.n_states, 0.0)                  # (K, H, S)
         future = samples[:, :, c + 1:c + 1 + horizon]                    # (K, N, H, D)
-        states = self._decode(future, "state").transpose(1, 2)           # (K, H, N)
-        q_s = histogram(states, self.n_states, 0.0)                      # (K, H, S)
         likelihood = self.likelihood()
         if self.config.obs_estimator == "rao_blackwell":
             q_o = q_s @ likelihood
