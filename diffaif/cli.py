@@ -195,8 +195,7 @@ def cmd_train(args) -> None:
     from diffaif.envs import make_env
     from diffaif.model import WorldModelConfig, train_world_model
     from diffaif.model.train import resume_state
-    from diffaif.planning.planner import PlannerConfig
-    from diffaif.planning.tasks import task_planning
+    from diffaif.planning.tasks import task_encoding
 
     out = Path(args.out)
     if args.resume:
@@ -214,7 +213,7 @@ def cmd_train(args) -> None:
     data = load_episodes(episodes_path)
     _check_data_env(episodes_path.parent / META_FILE, args.env, options)
     env = make_env(args.env, **options)
-    encoding = task_planning(env, PlannerConfig()).encoding(data)
+    encoding = task_encoding(env, data)
     if args.resume:
         _check_resume(out, args.env, options, data, data_path)
         resume_state(out, config.model, encoding)

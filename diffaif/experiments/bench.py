@@ -171,8 +171,7 @@ def train_for_bench(config: BenchConfig, model_config: Any, run_dir: Path) -> tu
     from diffaif.data import collect_episodes
     from diffaif.envs import make_env
     from diffaif.model.train import WorldModelConfig, train_world_model
-    from diffaif.planning.planner import PlannerConfig
-    from diffaif.planning.tasks import task_planning
+    from diffaif.planning.tasks import task_encoding
 
     preset = build_config(WorldModelConfig, [CONFIG_DIR / "model" / f"{config.model_preset}.yaml", config.world_model])
     steps = config.train_steps
@@ -187,7 +186,7 @@ def train_for_bench(config: BenchConfig, model_config: Any, run_dir: Path) -> tu
         torch.cuda.reset_peak_memory_stats()
     with _accelerate_device(config.device):
         began = time.perf_counter()
-        model = train_world_model(data, task_planning(env, PlannerConfig()).encoding(data), model_config, train_cfg,
+        model = train_world_model(data, task_encoding(env, data), model_config, train_cfg,
                                   run_dir, progress=False)
         wall = time.perf_counter() - began
     record = training_throughput(metrics, train_cfg.batch_size, skip=skip)

@@ -56,13 +56,12 @@ def learning_curve(config: LearningCurveConfig) -> dict[str, Any]:
     from diffaif.envs import make_env
     from diffaif.model.evaluate import evaluate_any_world_model
     from diffaif.model.train import WorldModelConfig, train_world_model
-    from diffaif.planning.planner import PlannerConfig
-    from diffaif.planning.tasks import task_planning
+    from diffaif.planning.tasks import task_encoding
 
     torch.set_num_threads(config.threads)
     env = make_env(config.env, **config.env_options)
     data = collect_episodes(env, seed=config.seed, min_interactions=config.interactions)
-    encoding = task_planning(env, PlannerConfig()).encoding(data)
+    encoding = task_encoding(env, data)
     preset = CONFIG_DIR / "model" / f"{config.model_preset}.yaml"
     points = []
     for budget in config.budgets_s:

@@ -128,3 +128,12 @@ def task_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning:
             return found
     raise ValueError(f"no planner knows the task {type(env.unwrapped).__name__}; known families: "
                      f"{[f.__name__ for f in TASK_FAMILIES]}")
+
+
+def task_encoding(env: gym.Env, data: EpisodeData) -> TaskEncoding:
+    """The token layout of ``env``'s steps, fitted to ``data``: what training a world model needs.
+
+    The layout does not depend on the planner's settings; the sparse preference is the one every
+    family accepts whatever the observation (MiniGrid's shaped one needs the compact state).
+    """
+    return task_planning(env, PlannerConfig(preference="sparse")).encoding(data)
