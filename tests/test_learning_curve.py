@@ -18,7 +18,7 @@ def test_bench_learning_curve_writes_one_point_per_budget(tmp_path):
     assert points[0]["train_steps"] < points[1]["train_steps"]          # a longer budget trains longer
     for point in points:
         assert len(point["obs_accuracy"]) == 2 and all(0 <= a <= 1 for a in point["obs_accuracy"])
-        assert 0 < point["train_wall_s"] < point["budget_s"] + 5
+        assert 0 < point["train_cpu_s"] < point["budget_s"] + 5
     assert out.with_suffix(".png").stat().st_size > 1000
 
 

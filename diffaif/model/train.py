@@ -43,6 +43,7 @@ ENCODING_FILE = "encoding.json"
 
 
 BUDGET_SCHEDULES = ("cosine", "constant", "constant_with_warmup")
+BUDGET_CLOCKS = {"wall": time.time, "cpu": time.process_time}
 
 
 @dataclass
@@ -71,6 +72,7 @@ class TrainConfig:
     crop_prob: float = 0.0             # share of batches cut to a random length 2..T from the window start, so
                                        # the net also serves short planning windows (fewer tokens, faster)
     max_seconds: float | None = None   # stop after this many seconds of training (saved as at the end)
+    budget_clock: str = "wall"         # what max_seconds counts: "wall" time or this process's "cpu" time
     seed: int = 0
     log_interval: int = 50
     checkpoint_interval: int = 500
@@ -89,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_noise must be in [0, 1), got {self.min_noise}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"TrainConfig.max_seconds must be > 0 or null, got {self.max_seconds}")
+        if self.budget_clock not in BUDGET_CLOCKS:
+            raise ValueError(f"TrainConfig.budget_clock must be one of {tuple(BUDGET_CLOCKS)}, got {self.budget_clock!r}")
         if self.max_seconds is not None and self.lr_schedule not in BUDGET_SCHEDULES:
             raise ValueError(f"TrainConfig.max_seconds works with lr_schedule {BUDGET_SCHEDULES}, "
                              f"not {self.lr_schedule!r}")
@@ -313,10 +317,11 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
                              f"training asks for {model_config} and {encoding}")
         net.load_state_dict(init_model.net.state_dict())
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    began = time.time()
+    clock = BUDGET_CLOCKS[cfg.budget_clock]
+    budget_began = clock()
     if cfg.max_seconds is not None and cfg.lr_schedule == "cosine":
         lr_scheduler = budget_cosine_schedule(optimizer, cfg.warmup_steps, cfg.steps, cfg.max_seconds,
-                                              lambda: time.time() - began)
+                                              lambda: clock() - budget_began)
     else:
         lr_scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
                                      num_training_steps=cfg.steps)
@@ -351,7 +356,8 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
     # window for a model sampled one step at a time
     max_present = model_config.length - 2 if cfg.left_pad is None or cfg.scored_future is not None else cfg.left_pad
     losses: list[float] = []
-    began, cpu_began = time.time(), time.process_time()  # the time budget counts training steps only
+    began, cpu_began = time.time(), time.process_time()
+    budget_began = clock()  # the time budget counts training steps only
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train world model",
                disable=not (progress and accelerator.is_local_main_process))
     net.train()
@@ -391,7 +397,7 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
             losses.append(loss.item())
             done = step + 1
             out_of_time = cfg.max_seconds is not None and bool(accelerator.gather(
-                torch.tensor([time.time() - began >= cfg.max_seconds], device=accelerator.device)).any())
+                torch.tensor([clock() - budget_began >= cfg.max_seconds], device=accelerator.device)).any())
             last = done == cfg.steps or out_of_time
             if done % cfg.log_interval == 0 or last:
                 mean_loss = accelerator.reduce(torch.tensor(sum(losses) / len(losses), device=accelerator.device), "mean")
