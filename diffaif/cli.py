@@ -23,7 +23,9 @@ RUN_FILE = "run.json"          # in a training run: env, env options, data
 
 def _layers(args, **flags) -> list[dict]:
     """Config layers: an optional YAML file, then the explicit flags that were given."""
-    layers: list = [args.config] if getattr(args, "config", None) else []
+    from diffaif.config import preset_or_file
+
+    layers: list = [preset_or_file("experiments", args.config)] if getattr(args, "config", None) else []
     layers.append({k: v for k, v in flags.items() if v is not None})
     return layers
 
@@ -115,9 +117,7 @@ def _refuse_overrides_of_other_agents(overrides: list[str], agents: list[str]) -
 
 
 def cmd_demo(args) -> None:
-    from diffaif.config import CONFIG_DIR
-
-    args.config = args.config or CONFIG_DIR / "demo.yaml"
+    args.config = args.config or "demo"
     args.env = args.agents = args.episodes = args.seeds = None
     cmd_compare(args)
 
@@ -189,7 +189,7 @@ def _remove_training_state(out: Path) -> None:
 
 
 def cmd_train(args) -> None:
-    from diffaif.config import CONFIG_DIR
+    from diffaif.config import preset_or_file
     from diffaif.data import load_episodes
     from diffaif.data.files import atomic_write_text
     from diffaif.envs import make_env
@@ -202,11 +202,7 @@ def cmd_train(args) -> None:
         _check_resumed_run_dir(out, args.overwrite)
     else:
         _check_new_run_dir(out, args.overwrite, alternative=", or --resume to continue training it")
-    preset = Path(args.model) if args.model.endswith(".yaml") else CONFIG_DIR / "model" / f"{args.model}.yaml"
-    if not preset.is_file():
-        valid = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-        raise ValueError(f"unknown model config {args.model!r}; valid choices: {valid} or a .yaml path")
-    config = build_config(WorldModelConfig, [preset], args.overrides)
+    config = build_config(WorldModelConfig, [preset_or_file("model", args.model)], args.overrides)
     options = _env_options(args.env_option)
     data_path = Path(args.data)
     episodes_path = data_path / EPISODES_FILE if data_path.is_dir() else data_path

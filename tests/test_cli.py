@@ -72,7 +72,7 @@ def test_demo_runs_the_comparison_with_the_aif_agent(tmp_path):
     (["compare", "--agents", "aif", "--episodes", "1", "agent.aif.planner.gama=3"],
      ["unknown config key 'planner.gama'", "'gamma'", "'n_samples'"]),
     (["train", "--env", "grid4x4", "--data", "/nonexistent", "--out", "{tmp}/x", "--model", "huge"],
-     ["unknown model config 'huge'; valid choices: [", "'tiny'"]),
+     ["unknown model preset 'huge'; valid choices: [", "'tiny'"]),
     (["collect", "--env", "grid4x4", "--episodes", "1", "--policy", "greedy", "--out", "{tmp}/x"],
      ["unknown policy 'greedy'; valid choices: ['random']"]),
 ])

@@ -1,7 +1,8 @@
 """Agents by name: a registry of (agent class, config class) and a factory that validates configs.
 
-``make_agent(name, env, seed, overrides)`` composes ``configs/agent/<name>.yaml`` (when present) and
-``overrides`` over the agent's config dataclass; add an agent with
+``make_agent(name, env, seed, overrides)`` validates ``overrides`` over the agent's config dataclass,
+whose defaults are the only defaults (``make_agent("aif", env)`` is ``DiffusionAIFAgent(env)``; task
+settings live in the experiment presets); add an agent with
 ``AGENTS["name"] = AgentSpec(AgentClass, ConfigClass or None)``.
 """
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import gymnasium as gym
-import yaml
 
 from diffaif.agents.aif import AIFConfig, DiffusionAIFAgent
 from diffaif.agents.base import Agent, env_steps
@@ -18,7 +18,7 @@ from diffaif.agents.dqn import DQNAgent, DQNConfig, SACAgent, SACConfig
 from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
 from diffaif.agents.qlearning import QLearningAgent, QLearningConfig
 from diffaif.agents.random_agent import RandomAgent
-from diffaif.config import CONFIG_DIR, ConfigError, build_config
+from diffaif.config import ConfigError, build_config
 
 
 class AgentSpec(NamedTuple):
@@ -41,18 +41,16 @@ AGENTS: dict[str, AgentSpec] = {
 
 
 def agent_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The validated config of agent ``name``: its dataclass ← configs/agent/<name>.yaml ← ``overrides``.
+    """The validated config of agent ``name``: its dataclass defaults ← ``overrides``.
 
     Returns None for an agent without a config class (then any key given is a ConfigError).
     """
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid choices: {sorted(AGENTS)}")
     config_class = AGENTS[name].config_class
-    yaml_path = CONFIG_DIR / "agent" / f"{name}.yaml"
-    layers = [yaml.safe_load(yaml_path.read_text()) or {}] if yaml_path.exists() else []
-    layers.append(dict(overrides or {}))
+    layers = [dict(overrides or {})]
     if config_class is None:
-        given = set().union(*layers)
+        given = set(layers[0])
         if given:
             raise ConfigError(f"agent {name!r} takes no config; got keys {sorted(given)}")
         return None

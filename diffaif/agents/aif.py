@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from diffaif.agents.base import Agent, env_steps
-from diffaif.config import CONFIG_DIR, build_config
+from diffaif.config import build_config, preset_or_file
 from diffaif.data.episodes import EpisodeData, load_episodes
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import PRECISIONS, WorldModel
@@ -32,7 +32,7 @@ RETRAIN_RULES = ("never", "episodes", "steps", "surprise")
 @dataclass
 class AIFConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
-    model_preset: str = "tiny"                       # configs/model/<preset>.yaml
+    model_preset: str = "tiny"                       # diffaif/configs/model/<preset>.yaml, or a .yaml path
     world_model: dict[str, Any] = field(default_factory=dict)   # overrides of that preset (model.*, train.*)
     # A saved world model (``<run>/model``; "{seed}" is replaced by the agent's seed) used instead of the
     # initial training; the run's ``episodes.npz`` becomes the agent's data set and its interaction budget.
@@ -50,7 +50,7 @@ class AIFConfig:
     # Each random warm-up action is held for a number of steps drawn uniformly from 1..warmup_hold
     # (temporally extended exploration, as in εz-greedy): runs of one action reach states a policy
     # switching every step rarely does (Pendulum with cos θ > 0.9: 12% of 2000 steps with 5, 3% with 1;
-    # the agents planned no better for it: configs/experiments/pendulum.yaml).
+    # the agents planned no better for it: docs/results/control.md).
     warmup_hold: int = 1
     device: str = "cpu"
     precision: str = "fp32"                          # "bf16": autocast the score net when planning
@@ -83,7 +83,7 @@ class DiffusionAIFAgent(Agent):
         self.config = config or AIFConfig()
         self.seed = 0 if seed is None else int(seed)
         self.world_model_config = build_config(
-            WorldModelConfig, [CONFIG_DIR / "model" / f"{self.config.model_preset}.yaml", self.config.world_model])
+            WorldModelConfig, [preset_or_file("model", self.config.model_preset), self.config.world_model])
         self.task = task_planning(env, self.config.planner)
         self.data: EpisodeData | None = None
         self.model: WorldModel | None = None
