@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from diffaif.agents import AGENTS, Agent, agent_config, env_steps, make_agent
-from diffaif.config import ConfigError, save_config
+from diffaif.config import ConfigError, build_config, preset_or_file, save_config, to_dict
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
 from diffaif.experiments.stats import format_table, pairwise_tests, summarise_steps
@@ -162,6 +162,19 @@ def run_comparison(config: CompareConfig) -> dict:
     for name in config.agents:
         plot_policy_traces(step_log, action_names, out, agent=name)
     return summary
+
+
+def compare(config: str | Path | dict | CompareConfig | None = None, **keys: Any) -> dict:
+    """Run a comparison (``run_comparison``) from a CompareConfig, an experiment preset name or YAML
+    path, or a dict, with ``keys`` (CompareConfig fields) over it; → the summary.
+
+    >>> compare(env="grid4x4", agents=["random", "oracle"], episodes=5, seeds=1)  # doctest: +SKIP
+    """
+    if isinstance(config, CompareConfig):
+        config = to_dict(config)
+    elif isinstance(config, (str, Path)):
+        config = preset_or_file("experiments", config)
+    return run_comparison(build_config(CompareConfig, [config or {}, keys]))
 
 
 def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: dict[str, list[int]],
