@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffaif.agents import AGENTS, Agent, agent_config, env_steps, make_agent
+from diffaif.agents import AGENTS, Agent, agent_config, agent_env_options, env_steps, make_agent
 from diffaif.config import ConfigError, build_config, preset_or_file, save_config, to_dict
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
@@ -102,9 +102,11 @@ def _plain(x: Any) -> Any:
 
 
 def seeded_agent(config: CompareConfig, name: str, seed_index: int) -> tuple[gym.Env, Agent]:
-    """Agent ``name`` of ``config`` for seed index ``seed_index``, on its own env (``env_kwargs`` with its
-    ``agent_env`` options) → (env, agent); not yet warmed up."""
-    env = make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})})
+    """Agent ``name`` of ``config`` for seed index ``seed_index``, on its own env (the options the agent
+    needs on this env family, ``agent_env_options``, under ``env_kwargs`` and its ``agent_env``
+    options: what the user states wins) → (env, agent); not yet warmed up."""
+    env = make_env(config.env, **{**agent_env_options(name, config.env), **config.env_kwargs,
+                                  **config.agent_env.get(name, {})})
     return env, make_agent(name, env, seed=config.seed + seed_index, overrides=config.agent.get(name))
 
 
