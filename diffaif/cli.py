@@ -92,7 +92,8 @@ def cmd_compare(args) -> None:
         raise ConfigError("--agents is empty: name at least one agent, comma-separated")
     agents = args.agents.split(",") if args.agents else None
     config = build_config(CompareConfig, _layers(args, env=args.env, agents=agents, episodes=args.episodes,
-                                                 seeds=args.seeds, out=args.out), args.overrides)
+                                                 seeds=args.seeds, out=args.out, workers=args.workers),
+                          args.overrides)
     _refuse_overrides_of_other_agents(args.overrides, config.agents)
     _check_new_run_dir(Path(config.out), args.overwrite)
     summary = run_comparison(config)  # creates the directory only once the config is validated
@@ -118,7 +119,7 @@ def _refuse_overrides_of_other_agents(overrides: list[str], agents: list[str]) -
 
 
 def cmd_demo(args) -> None:
-    args.env = args.agents = args.episodes = args.seeds = None
+    args.env = args.agents = args.episodes = args.seeds = args.workers = None
     cmd_compare(args)
 
 
@@ -316,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("--config", help=experiments)
+    p.add_argument("--workers", type=int, help="processes running seeds in parallel (default: one per seed, "
+                                               "at most one per core and per 2 GiB of free memory)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. agent.qlearning.epsilon_start=0.5")
     p.set_defaults(func=cmd_compare)
 

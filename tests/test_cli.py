@@ -145,3 +145,11 @@ def test_the_aif_agent_gets_the_minigrid_env_options_it_needs_unless_stated():
     stated = CompareConfig(env="MiniGrid-Empty-5x5-v0", agents=["aif"], warmup_steps=1,
                            agent_env={"aif": {"obs_mode": "view"}}, agent={"aif": {"planner": {"preference": "sparse"}}})
     assert seeded_agent(stated, "aif", 0)[0].obs_mode == "view"
+
+
+def test_parallel_seeds_write_the_same_results(tmp_path):
+    argv = ["compare", "--env", "grid8x8", "--agents", "random,oracle,qlearning", "--episodes", "3", "--seeds", "3"]
+    assert main([*argv, "--workers", "1", "--out", str(tmp_path / "w1")]) == 0
+    assert main([*argv, "--workers", "2", "--out", str(tmp_path / "w2")]) == 0
+    for name in ("summary.json", "episodes.csv", "steps.jsonl"):
+        assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text(), name
