@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--episodes", type=int, help="number of episodes")
     budget.add_argument("--steps", type=int, help="whole episodes until at least this many interactions")
     p.add_argument("--env-option", action="append", metavar="KEY=VALUE", help=env_option)
-    p.add_argument("--policy", default="random", choices=["random"], help="behaviour policy")
+    p.add_argument("--policy", default="random", help="behaviour policy, from ['random']")
     p.add_argument("--seed", type=int, default=0, help="seed of the resets and actions")
     p.add_argument("--out", required=True, help="directory for episodes.npz and meta.json")
     p.add_argument("--overwrite", action="store_true", help=overwrite)

@@ -47,10 +47,10 @@ def preset_path(kind: str, name: str) -> Path:
 
 
 def preset_or_file(kind: str, name_or_path: str | Path) -> Path:
-    """A YAML path as given (anything ending in .yaml/.yml or naming an existing file), else the preset
-    of that name (``preset_path``)."""
+    """A YAML path as given (anything ending in .yaml/.yml, holding a folder separator or naming an
+    existing path, which ``read_yaml`` then checks), else the preset of that name (``preset_path``)."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1 or path.exists():
         return path
     return preset_path(kind, str(name_or_path))
 
