@@ -7,6 +7,7 @@ validated, and no run directory is overwritten without ``--overwrite`` (``train 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -23,7 +24,9 @@ RUN_FILE = "run.json"          # in a training run: env, env options, data
 
 def _layers(args, **flags) -> list[dict]:
     """Config layers: an optional YAML file, then the explicit flags that were given."""
-    layers: list = [args.config] if getattr(args, "config", None) else []
+    from diffaif.config import preset_or_file
+
+    layers: list = [preset_or_file("experiments", args.config)] if getattr(args, "config", None) else []
     layers.append({k: v for k, v in flags.items() if v is not None})
     return layers
 
@@ -89,7 +92,8 @@ def cmd_compare(args) -> None:
         raise ConfigError("--agents is empty: name at least one agent, comma-separated")
     agents = args.agents.split(",") if args.agents else None
     config = build_config(CompareConfig, _layers(args, env=args.env, agents=agents, episodes=args.episodes,
-                                                 seeds=args.seeds, out=args.out), args.overrides)
+                                                 seeds=args.seeds, out=args.out, workers=args.workers),
+                          args.overrides)
     _refuse_overrides_of_other_agents(args.overrides, config.agents)
     _check_new_run_dir(Path(config.out), args.overwrite)
     summary = run_comparison(config)  # creates the directory only once the config is validated
@@ -115,10 +119,7 @@ def _refuse_overrides_of_other_agents(overrides: list[str], agents: list[str]) -
 
 
 def cmd_demo(args) -> None:
-    from diffaif.config import CONFIG_DIR
-
-    args.config = args.config or CONFIG_DIR / "demo.yaml"
-    args.env = args.agents = args.episodes = args.seeds = None
+    args.env = args.agents = args.episodes = args.seeds = args.workers = None
     cmd_compare(args)
 
 
@@ -189,7 +190,7 @@ def _remove_training_state(out: Path) -> None:
 
 
 def cmd_train(args) -> None:
-    from diffaif.config import CONFIG_DIR
+    from diffaif.config import preset_or_file
     from diffaif.data import load_episodes
     from diffaif.data.files import atomic_write_text
     from diffaif.envs import make_env
@@ -202,11 +203,7 @@ def cmd_train(args) -> None:
         _check_resumed_run_dir(out, args.overwrite)
     else:
         _check_new_run_dir(out, args.overwrite, alternative=", or --resume to continue training it")
-    preset = Path(args.model) if args.model.endswith(".yaml") else CONFIG_DIR / "model" / f"{args.model}.yaml"
-    if not preset.is_file():
-        valid = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-        raise ValueError(f"unknown model config {args.model!r}; valid choices: {valid} or a .yaml path")
-    config = build_config(WorldModelConfig, [preset], args.overrides)
+    config = build_config(WorldModelConfig, [preset_or_file("model", args.model)], args.overrides)
     options = _env_options(args.env_option)
     data_path = Path(args.data)
     episodes_path = data_path / EPISODES_FILE if data_path.is_dir() else data_path
@@ -282,79 +279,104 @@ def cmd_plan(args) -> None:
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except None and False (an unset option or an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+# CompareConfig's defaults, for --help without importing the harness (tests/test_cli.py checks them)
+COMPARE_DEFAULTS = "env grid4x4, agents oracle,random,qlearning, 100 episodes, 5 seeds, out runs/compare"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="diffaif", description=__doc__)
+    """The parser of every subcommand but ``bench`` (its own: ``diffaif bench --help``); light to build."""
+    from diffaif.agents import AGENTS
+    from diffaif.config import preset_names
+
+    formatter = DefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="diffaif", description=__doc__, formatter_class=formatter)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
+    add = functools.partial(sub.add_parser, formatter_class=formatter)
+    agents = f"comma-separated agent names, from {sorted(AGENTS)}"
+    experiments = f"an experiment preset {preset_names('experiments')} or a YAML file of CompareConfig keys"
+    given = f"the --config's, else CompareConfig's ({COMPARE_DEFAULTS})"
     overwrite = "replace the files of an existing --out directory"
     env_option = "KEY=VALUE option of make_env, e.g. obs_mode=state (repeatable)"
 
-    p = sub.add_parser("compare", help="evaluate agents on a task over seeds x episodes (Table I)")
-    p.add_argument("--env")
-    p.add_argument("--agents", help="comma-separated agent names")
-    p.add_argument("--episodes", type=int)
-    p.add_argument("--seeds", type=int)
-    p.add_argument("--out")
+    p = add("compare", help="evaluate agents on a task over seeds x episodes (Table I)",
+            description=f"Evaluate agents on a task over seeds x episodes. Unset options: {given}.")
+    p.add_argument("--env", help="grid4x4, grid8x8, a MiniGrid id or a gymnasium id")
+    p.add_argument("--agents", help=agents)
+    p.add_argument("--episodes", type=int, help="evaluated episodes per seed")
+    p.add_argument("--seeds", type=int, help="independent seeds per agent")
+    p.add_argument("--out", help="run directory")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
-    p.add_argument("--config", help="YAML file of CompareConfig keys")
+    p.add_argument("--config", help=experiments)
+    p.add_argument("--workers", type=int, help="processes running seeds in parallel (default: one per seed, "
+                                               "at most one per core and per 2 GiB of free memory)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. agent.qlearning.epsilon_start=0.5")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("demo", help="the main job: AIF vs Q-learning, random and the oracle on grid4x4 (configs/demo.yaml)")
-    p.add_argument("--out")
+    p = add("demo", help="the main job: AIF vs Q-learning, random and the oracle on grid4x4 (preset demo)")
+    p.add_argument("--out", help="run directory (default: the preset's, runs/demo)")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
-    p.add_argument("--config", help="YAML file of CompareConfig keys (default configs/demo.yaml)")
+    p.add_argument("--config", default="demo", help=experiments)
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. seeds=1")
     p.set_defaults(func=cmd_demo)
 
-    sub.add_parser("bench", help="decision latency (median/p95) with its network-only floor, rollouts/s, training "
+    add("bench", help="decision latency (median/p95) with its network-only floor, rollouts/s, training "
                                  "windows/s, peak memory -> JSON; see `diffaif bench --help`")
 
-    p = sub.add_parser("collect", help="roll out a behaviour policy and store episodes (.npz)")
-    p.add_argument("--env", required=True)
+    p = add("collect", help="roll out a behaviour policy and store episodes (.npz)")
+    p.add_argument("--env", required=True, help="grid4x4, grid8x8, a MiniGrid id or a gymnasium id")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--episodes", type=int)
+    budget.add_argument("--episodes", type=int, help="number of episodes")
     budget.add_argument("--steps", type=int, help="whole episodes until at least this many interactions")
     p.add_argument("--env-option", action="append", metavar="KEY=VALUE", help=env_option)
-    p.add_argument("--policy", default="random")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p.add_argument("--policy", default="random", help="behaviour policy, from ['random']")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resets and actions")
+    p.add_argument("--out", required=True, help="directory for episodes.npz and meta.json")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("train", help="train a diffusion world model on stored episodes")
-    p.add_argument("--env", required=True)
+    p = add("train", help="train a diffusion world model on stored episodes")
+    p.add_argument("--env", required=True, help="the env the data was collected in")
     p.add_argument("--env-option", action="append", metavar="KEY=VALUE", help=env_option)
     p.add_argument("--data", required=True, help="a collect directory or an episodes .npz")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
-    p.add_argument("--model", default="tiny", help="configs/model/<name>.yaml or a .yaml path")
+    p.add_argument("--model", default="tiny", help=f"a model preset {preset_names('model')} or a .yaml path")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. train.steps=500")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval-model", help="k-step prediction accuracy (grid tasks: and calibration against the exact "
+    p = add("eval-model", help="k-step prediction accuracy (grid tasks: and calibration against the exact "
                                           "filter; control tasks: per-dimension error; MiniGrid views: per-cell accuracy) "
                                           "against the true env")
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, help="a train run directory")
     p.add_argument("--env", help="default: the env (and env options) in the run's run.json")
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--episodes", type=int, default=50, help="held-out episodes")
+    p.add_argument("--horizon", type=int, default=5, help="steps predicted ahead")
     p.add_argument("--context", type=int, help="past steps in the window (default: window length - 1 - horizon)")
-    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--samples", type=int, default=16, help="rollouts per window")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    p.add_argument("--mode", choices=["masked", "repaint"])
-    p.add_argument("--seed", type=int, default=10_000)
-    p.add_argument("--out")
+    p.add_argument("--mode", choices=["masked", "repaint"], help="inpainting mode (default: the model's)")
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the held-out episodes")
+    p.add_argument("--out", help="JSON file (default: <run>/eval_model.json)")
     p.set_defaults(func=cmd_eval_model)
 
-    p = sub.add_parser("plan", help="EFE planning with a trained model; --fidelity compares with the exact EFE")
-    p.add_argument("--run", required=True)
+    p = add("plan", help="EFE planning with a trained model; --fidelity compares with the exact EFE")
+    p.add_argument("--run", required=True, help="a train run directory")
     p.add_argument("--env", help="default: the env (and env options) in the run's run.json")
-    p.add_argument("--fidelity", action="store_true")
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out")
+    p.add_argument("--fidelity", action="store_true", help="compare the planner's EFE with the exact EFE")
+    p.add_argument("--episodes", type=int, default=10, help="episodes planned")
+    p.add_argument("--seed", type=int, default=0, help="seed of the agent and the resets")
+    p.add_argument("--out", help="JSON file (default: <run>/fidelity.json)")
     p.add_argument("overrides", nargs="*", help="AIF agent overrides, e.g. planner.n_samples=32")
     p.set_defaults(func=cmd_plan)
     return parser

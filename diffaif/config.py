@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
@@ -16,11 +17,42 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 T = TypeVar("T")
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESET_KINDS = ("experiments", "model")   # folders of diffaif/configs/, the package data
 
 
 class ConfigError(ValueError):
     """A configuration key or value that does not fit the schema."""
+
+
+def _preset_dir(kind: str):
+    """The package-data folder of presets of ``kind`` (read through importlib.resources, so presets are
+    found in an installed package as in a source checkout)."""
+    if kind not in PRESET_KINDS:
+        raise ConfigError(f"unknown preset kind {kind!r}; valid choices: {list(PRESET_KINDS)}")
+    return resources.files("diffaif") / "configs" / kind
+
+
+def preset_names(kind: str) -> list[str]:
+    """The names of the presets of ``kind`` (``diffaif/configs/<kind>/<name>.yaml``), sorted."""
+    return sorted(entry.name[:-len(".yaml")] for entry in _preset_dir(kind).iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+def preset_path(kind: str, name: str) -> Path:
+    """The file of preset ``name`` of ``kind``; a missing preset is a ConfigError naming the valid ones."""
+    path = _preset_dir(kind) / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown {kind} preset {name!r}; valid choices: {preset_names(kind)}")
+    return Path(str(path))
+
+
+def preset_or_file(kind: str, name_or_path: str | Path) -> Path:
+    """A YAML path as given (anything ending in .yaml/.yml, holding a folder separator or naming an
+    existing path, which ``read_yaml`` then checks), else the preset of that name (``preset_path``)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1 or path.exists():
+        return path
+    return preset_path(kind, str(name_or_path))
 
 
 def _dataclass_in(annotation: Any) -> type | None:

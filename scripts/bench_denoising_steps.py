@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.pretrained:
         model = WorldModel.load(args.pretrained, args.device)
     else:
-        from diffaif.config import CONFIG_DIR, build_config
+        from diffaif.config import build_config, preset_path
         from diffaif.data import collect_episodes, grid_encoding
         from diffaif.model.train import WorldModelConfig, train_world_model
 
-        cfg = build_config(WorldModelConfig, [CONFIG_DIR / "model" / "tiny.yaml"], [f"train.steps={args.train_steps}"])
+        cfg = build_config(WorldModelConfig, [preset_path("model", "tiny")], [f"train.steps={args.train_steps}"])
         with tempfile.TemporaryDirectory() as tmp:
             model = train_world_model(collect_episodes(env, 200, seed=0), grid_encoding(env), cfg.model, cfg.train,
                                       tmp, progress=False).to(args.device)

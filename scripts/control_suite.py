@@ -38,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from diffaif.config import CONFIG_DIR, build_config  # noqa: E402
+from diffaif.config import build_config, preset_path  # noqa: E402
 from diffaif.experiments.compare import CompareConfig, run_comparison  # noqa: E402
 
 TASKS = ("cartpole", "pendulum", "mountaincar")
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     results_path = out / "summary.json"
     results: dict[str, dict[str, dict]] = json.loads(results_path.read_text()) if results_path.exists() else {}
     for task in tasks:
-        config = build_config(CompareConfig, [CONFIG_DIR / "experiments" / f"{task}.yaml"], args.overrides)
+        config = build_config(CompareConfig, [preset_path("experiments", task)], args.overrides)
         config = dataclasses.replace(config, out=str(out / task))
         if args.published_only:
             runs = results.get(task, {})  # this task's earlier rows in --out, if any

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from diffaif.agents import make_agent
-from diffaif.config import CONFIG_DIR, build_config
+from diffaif.config import build_config, preset_path
 from diffaif.envs import is_minigrid_id, make_env
 from diffaif.experiments.compare import CompareConfig, derived_seed, run_comparison
 
@@ -74,7 +74,7 @@ def format_ladder(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(CONFIG_DIR / "experiments" / "minigrid_ladder.yaml"))
+    parser.add_argument("--config", default=str(preset_path("experiments", "minigrid_ladder")))
     parser.add_argument("--tasks", nargs="+", help="a subset of the config's tasks")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. compare.episodes=5")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -72,7 +74,7 @@ def test_demo_runs_the_comparison_with_the_aif_agent(tmp_path):
     (["compare", "--agents", "aif", "--episodes", "1", "agent.aif.planner.gama=3"],
      ["unknown config key 'planner.gama'", "'gamma'", "'n_samples'"]),
     (["train", "--env", "grid4x4", "--data", "/nonexistent", "--out", "{tmp}/x", "--model", "huge"],
-     ["unknown model config 'huge'; valid choices: [", "'tiny'"]),
+     ["unknown model preset 'huge'; valid choices: [", "'tiny'"]),
     (["collect", "--env", "grid4x4", "--episodes", "1", "--policy", "greedy", "--out", "{tmp}/x"],
      ["unknown policy 'greedy'; valid choices: ['random']"]),
 ])
@@ -108,3 +110,46 @@ def test_grid_evaluation_of_a_control_model_names_the_right_function(tmp_path):
     model = WorldModel.load(tmp_path / "run" / "model")
     with pytest.raises(ValueError, match="evaluate_continuous_world_model"):
         evaluate_world_model(model, make_env("CartPole-v1"))
+
+
+def test_compare_help_states_the_harness_defaults(capsys):
+    from diffaif.cli import COMPARE_DEFAULTS
+    from diffaif.experiments.compare import CompareConfig
+
+    defaults = CompareConfig(agents=CompareConfig().agents)
+    assert COMPARE_DEFAULTS == (f"env {defaults.env}, agents {','.join(defaults.agents)}, {defaults.episodes} "
+                                f"episodes, {defaults.seeds} seeds, out {defaults.out}")
+    with pytest.raises(SystemExit):
+        main(["collect", "--help"])
+    assert "(default: 0)" in capsys.readouterr().out
+
+
+def test_light_commands_import_no_torch():
+    """--help and a random/oracle comparison import neither torch nor SB3 (start-up time, memory)."""
+    code = ("import sys; from diffaif.cli import build_parser; build_parser(); "
+            "from diffaif.experiments.compare import seeded_agent, CompareConfig; "
+            "seeded_agent(CompareConfig(agents=['random', 'oracle', 'qlearning']), 'oracle', 0); "
+            "print(sorted({'torch', 'stable_baselines3'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_aif_agent_gets_the_minigrid_env_options_it_needs_unless_stated():
+    from diffaif.experiments.compare import CompareConfig, seeded_agent
+
+    config = CompareConfig(env="MiniGrid-Empty-5x5-v0", agents=["aif", "random"], warmup_steps=1)
+    env, _ = seeded_agent(config, "aif", 0)
+    assert env.unwrapped is not None and env.obs_floor and env.obs_index == 0 and env.obs_mode == "state"
+    random_env, _ = seeded_agent(config, "random", 0)
+    assert not random_env.obs_floor and random_env.obs_mode == "view"  # other agents keep the env's defaults
+    stated = CompareConfig(env="MiniGrid-Empty-5x5-v0", agents=["aif"], warmup_steps=1,
+                           agent_env={"aif": {"obs_mode": "view"}}, agent={"aif": {"planner": {"preference": "sparse"}}})
+    assert seeded_agent(stated, "aif", 0)[0].obs_mode == "view"
+
+
+def test_parallel_seeds_write_the_same_results(tmp_path):
+    argv = ["compare", "--env", "grid8x8", "--agents", "random,oracle,qlearning", "--episodes", "3", "--seeds", "3"]
+    assert main([*argv, "--workers", "1", "--out", str(tmp_path / "w1")]) == 0
+    assert main([*argv, "--workers", "2", "--out", str(tmp_path / "w2")]) == 0
+    for name in ("summary.json", "episodes.csv", "steps.jsonl"):
+        assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text(), name

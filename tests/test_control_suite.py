@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from diffaif.agents import agent_config
-from diffaif.config import CONFIG_DIR, build_config
+from diffaif.config import build_config, preset_path
 from diffaif.experiments.compare import CompareConfig
 
 pytest.importorskip("stable_baselines3")
@@ -34,7 +34,7 @@ def suite(monkeypatch):
 
 @pytest.mark.parametrize("task", sorted(RL_ZOO))
 def test_task_config_gives_the_baseline_rl_zoo_hyperparameters(suite, task):
-    config = build_config(CompareConfig, [CONFIG_DIR / "experiments" / f"{task}.yaml"])
+    config = build_config(CompareConfig, [preset_path("experiments", task)])
     name = suite.BASELINE[task]
     baseline = agent_config(name, config.agent.get(name))
     assert {key: getattr(baseline, key) for key in RL_ZOO[task]} == RL_ZOO[task]

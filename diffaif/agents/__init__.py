@@ -1,58 +1,77 @@
 """Agents by name: a registry of (agent class, config class) and a factory that validates configs.
 
-``make_agent(name, env, seed, overrides)`` composes ``configs/agent/<name>.yaml`` (when present) and
-``overrides`` over the agent's config dataclass; add an agent with
+``make_agent(name, env, seed, overrides)`` validates ``overrides`` over the agent's config dataclass,
+whose defaults are the only defaults (``make_agent("aif", env)`` is ``DiffusionAIFAgent(env)``; task
+settings live in the experiment presets); add an agent with
 ``AGENTS["name"] = AgentSpec(AgentClass, ConfigClass or None)``.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, NamedTuple
 
 import gymnasium as gym
-import yaml
 
-from diffaif.agents.aif import AIFConfig, DiffusionAIFAgent
 from diffaif.agents.base import Agent, env_steps
-from diffaif.agents.bfs_oracle import BFSOracleAgent, BFSOracleConfig
-from diffaif.agents.dqn import DQNAgent, DQNConfig, SACAgent, SACConfig
-from diffaif.agents.oracle import OracleAgent, OracleConfig, bayes_filter_update
-from diffaif.agents.qlearning import QLearningAgent, QLearningConfig
-from diffaif.agents.random_agent import RandomAgent
-from diffaif.config import CONFIG_DIR, ConfigError, build_config
+from diffaif.config import ConfigError, build_config
 
 
 class AgentSpec(NamedTuple):
     """An agent class built as ``agent_class(env, seed, config)``, or ``agent_class(env, seed)`` when
-    ``config_class`` is None (an agent without parameters)."""
+    ``config_class`` is None (an agent without parameters). Either may be given as ``"module:Name"``,
+    imported when the agent is first built, so comparing light agents never imports torch or SB3."""
 
-    agent_class: type[Agent]
-    config_class: type | None
+    agent_class: type[Agent] | str
+    config_class: type | str | None
+
+
+def _resolve(reference: type | str | None) -> Any:
+    """A class, or the object a ``"module:Name"`` reference names."""
+    if not isinstance(reference, str):
+        return reference
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 AGENTS: dict[str, AgentSpec] = {
-    "random": AgentSpec(RandomAgent, None),
-    "qlearning": AgentSpec(QLearningAgent, QLearningConfig),
-    "oracle": AgentSpec(OracleAgent, OracleConfig),
-    "aif": AgentSpec(DiffusionAIFAgent, AIFConfig),
-    "bfs_oracle": AgentSpec(BFSOracleAgent, BFSOracleConfig),  # MiniGrid: shortest paths on the true grid
-    "dqn": AgentSpec(DQNAgent, DQNConfig),  # Stable-Baselines3 DQN (the `baselines` extra)
-    "sac": AgentSpec(SACAgent, SACConfig),  # Stable-Baselines3 SAC, Box actions (the `baselines` extra)
+    "random": AgentSpec("diffaif.agents.random_agent:RandomAgent", None),
+    "qlearning": AgentSpec("diffaif.agents.qlearning:QLearningAgent", "diffaif.agents.qlearning:QLearningConfig"),
+    "oracle": AgentSpec("diffaif.agents.oracle:OracleAgent", "diffaif.agents.oracle:OracleConfig"),
+    "aif": AgentSpec("diffaif.agents.aif:DiffusionAIFAgent", "diffaif.agents.aif:AIFConfig"),
+    # MiniGrid: shortest paths on the true grid
+    "bfs_oracle": AgentSpec("diffaif.agents.bfs_oracle:BFSOracleAgent", "diffaif.agents.bfs_oracle:BFSOracleConfig"),
+    # Stable-Baselines3 DQN and SAC (the `baselines` extra); SAC for Box actions
+    "dqn": AgentSpec("diffaif.agents.dqn:DQNAgent", "diffaif.agents.dqn:DQNConfig"),
+    "sac": AgentSpec("diffaif.agents.dqn:SACAgent", "diffaif.agents.dqn:SACConfig"),
+}
+
+# What an agent needs of an env family, set unless the user states otherwise (compare's env_kwargs or
+# agent_env win): the active-inference agent on MiniGrid prefers the tile under it (obs_floor), plans
+# on vector observations (obs_index 0) and, with its default shaped preference, observes positions.
+AGENT_ENV_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "aif": {"minigrid": {"obs_floor": True, "obs_index": 0, "obs_mode": "state"}},
 }
 
 
+def agent_env_options(name: str, env_name: str) -> dict[str, Any]:
+    """The env options agent ``name`` needs on ``env_name`` by default (``AGENT_ENV_DEFAULTS``)."""
+    from diffaif.envs import is_minigrid_id
+
+    family = "minigrid" if is_minigrid_id(env_name) else None
+    return dict(AGENT_ENV_DEFAULTS.get(name, {}).get(family, {}))
+
+
 def agent_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The validated config of agent ``name``: its dataclass ← configs/agent/<name>.yaml ← ``overrides``.
+    """The validated config of agent ``name``: its dataclass defaults ← ``overrides``.
 
     Returns None for an agent without a config class (then any key given is a ConfigError).
     """
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid choices: {sorted(AGENTS)}")
-    config_class = AGENTS[name].config_class
-    yaml_path = CONFIG_DIR / "agent" / f"{name}.yaml"
-    layers = [yaml.safe_load(yaml_path.read_text()) or {}] if yaml_path.exists() else []
-    layers.append(dict(overrides or {}))
+    config_class = _resolve(AGENTS[name].config_class)
+    layers = [dict(overrides or {})]
     if config_class is None:
-        given = set().union(*layers)
+        given = set(layers[0])
         if given:
             raise ConfigError(f"agent {name!r} takes no config; got keys {sorted(given)}")
         return None
@@ -67,13 +86,35 @@ def agent_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
 def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict[str, Any] | None = None) -> Agent:
     """Build agent ``name`` for ``env`` with its validated config (see ``agent_config``)."""
     config = agent_config(name, overrides)
-    spec = AGENTS[name]
-    return spec.agent_class(env, seed) if spec.config_class is None else spec.agent_class(env, seed, config)
+    agent_class = _resolve(AGENTS[name].agent_class)
+    return agent_class(env, seed) if AGENTS[name].config_class is None else agent_class(env, seed, config)
+
+
+# the agent classes and configs, importable from here; loaded on first access (module __getattr__)
+_EXPORTS = {
+    "AIFConfig": "diffaif.agents.aif", "DiffusionAIFAgent": "diffaif.agents.aif",
+    "BFSOracleAgent": "diffaif.agents.bfs_oracle", "BFSOracleConfig": "diffaif.agents.bfs_oracle",
+    "DQNAgent": "diffaif.agents.dqn", "DQNConfig": "diffaif.agents.dqn",
+    "SACAgent": "diffaif.agents.dqn", "SACConfig": "diffaif.agents.dqn",
+    "OracleAgent": "diffaif.agents.oracle", "OracleConfig": "diffaif.agents.oracle",
+    "bayes_filter_update": "diffaif.agents.oracle",
+    "QLearningAgent": "diffaif.agents.qlearning", "QLearningConfig": "diffaif.agents.qlearning",
+    "RandomAgent": "diffaif.agents.random_agent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import an agent module on first access of one of its names."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'diffaif.agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
-    "AGENTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
+    "AGENTS", "AGENT_ENV_DEFAULTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
     "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
-    "RandomAgent", "SACAgent", "SACConfig", "agent_config", "bayes_filter_update", "env_steps",
+    "RandomAgent", "SACAgent", "SACConfig", "agent_config", "agent_env_options", "bayes_filter_update", "env_steps",
     "make_agent",
 ]

@@ -5,10 +5,15 @@ EFE maths and candidate policies in ``diffaif.planning``. The loop:
 collect initial data with a random policy → train → for each step: plan (inpaint rollouts of all
 candidates, score by EFE, ``P(π) = softmax(−γG)``), act, add the transition to the data set, and
 retrain when the configured rule fires.
+
+The agent is also the public ``diffaif.AIFAgent``, in Stable-Baselines3's conventions: ``learn`` runs
+Algorithm 1 for an interaction budget, ``predict`` acts (``evaluate_policy`` works), ``save`` writes
+one folder that ``load`` restores to the same decisions, ``from_config`` reads a preset.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,22 +22,30 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from diffaif.agents.base import Agent, env_steps
-from diffaif.config import CONFIG_DIR, build_config
-from diffaif.data.episodes import EpisodeData, load_episodes
+from diffaif.config import build_config, preset_or_file, read_yaml, save_config, to_dict
+from diffaif.data.episodes import EpisodeData, load_episodes, save_episodes
+from diffaif.data.files import atomic_write_text
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import PRECISIONS, WorldModel
 from diffaif.planning.planner import PlannerConfig
 from diffaif.planning.tasks import Planner, task_planning
 
 RETRAIN_RULES = ("never", "episodes", "steps", "surprise")
+# Planner attributes its decisions depend on besides the model and the data set: the likelihood cache
+# (sampled once, with the planner's generator) and the continuous planners' warm starts.
+PLANNER_CACHES = ("_likelihood", "_cem_mean", "_previous")
+# The files of a saved agent folder (``DiffusionAIFAgent.save``).
+AGENT_CONFIG_FILE, WORLD_MODEL_CONFIG_FILE, AGENT_STATE_FILE, PLANNER_STATE_FILE = (
+    "config.yaml", "world_model.yaml", "agent.json", "planner.pt")
 
 
 @dataclass
 class AIFConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
-    model_preset: str = "tiny"                       # configs/model/<preset>.yaml
+    model_preset: str = "tiny"                       # diffaif/configs/model/<preset>.yaml, or a .yaml path
     world_model: dict[str, Any] = field(default_factory=dict)   # overrides of that preset (model.*, train.*)
     # A saved world model (``<run>/model``; "{seed}" is replaced by the agent's seed) used instead of the
     # initial training; the run's ``episodes.npz`` becomes the agent's data set and its interaction budget.
@@ -50,7 +63,7 @@ class AIFConfig:
     # Each random warm-up action is held for a number of steps drawn uniformly from 1..warmup_hold
     # (temporally extended exploration, as in εz-greedy): runs of one action reach states a policy
     # switching every step rarely does (Pendulum with cos θ > 0.9: 12% of 2000 steps with 5, 3% with 1;
-    # the agents planned no better for it: configs/experiments/pendulum.yaml).
+    # the agents planned no better for it: docs/results/control.md).
     warmup_hold: int = 1
     device: str = "cpu"
     precision: str = "fp32"                          # "bf16": autocast the score net when planning
@@ -78,12 +91,14 @@ class DiffusionAIFAgent(Agent):
 
     name = "aif"
 
-    def __init__(self, env: gym.Env, seed: int | None = None, config: AIFConfig | None = None):
+    def __init__(self, env: gym.Env, seed: int | None = None, config: AIFConfig | None = None, **overrides: Any):
+        """``overrides``: AIFConfig keys over ``config`` (nested as dicts), e.g.
+        ``DiffusionAIFAgent(env, world_model={"train": {"steps": 500}})``."""
         super().__init__(env, seed)
-        self.config = config or AIFConfig()
+        self.config = build_config(AIFConfig, [to_dict(config or AIFConfig()), overrides]) if overrides else (config or AIFConfig())
         self.seed = 0 if seed is None else int(seed)
         self.world_model_config = build_config(
-            WorldModelConfig, [CONFIG_DIR / "model" / f"{self.config.model_preset}.yaml", self.config.world_model])
+            WorldModelConfig, [preset_or_file("model", self.config.model_preset), self.config.world_model])
         self.task = task_planning(env, self.config.planner)
         self.data: EpisodeData | None = None
         self.model: WorldModel | None = None
@@ -226,3 +241,92 @@ class DiffusionAIFAgent(Agent):
         if self._last_plan is None:
             return {}
         return {**self._last_plan.log(), "decision_ms": self._last_ms}
+
+    # ---- the public API: learn, save, load, from_config -------------------------------------
+    def learn(self, total_env_steps: int, warmup_steps: int | None = None) -> "DiffusionAIFAgent":
+        """Algorithm 1 on the agent's env for ``total_env_steps`` interactions: a random warm-up of
+        ``warmup_steps`` (default half the budget) and training, then acting (planning) with the data
+        set growing and the world model retrained by the configured rule. A trained agent (a second
+        call, or a pretrained model) spends the whole budget acting. → the agent, as in SB3."""
+        if total_env_steps < 1:
+            raise ValueError(f"total_env_steps must be >= 1, got {total_env_steps}")
+        seeds = np.random.default_rng([self.seed, self.trainings, self._episodes_done])
+        used = 0
+        if self.planner is None:
+            warmup = total_env_steps // 2 if warmup_steps is None else warmup_steps
+            if not 1 <= warmup <= total_env_steps:
+                raise ValueError(f"warmup_steps must be in [1, total_env_steps={total_env_steps}], got {warmup}")
+            used = self.warm_up(self.env, warmup, seed=int(seeds.integers(2**31)))
+        while used < total_env_steps:
+            used += self._learning_episode(total_env_steps - used, int(seeds.integers(2**31)))
+        return self
+
+    def _learning_episode(self, budget: int, reset_seed: int) -> int:
+        """One episode of acting and learning on the agent's env, cut (truncated) after ``budget``
+        interactions; → the interactions used."""
+        obs, info = self.env.reset(seed=reset_seed)
+        self.reset(obs, info)
+        used, done = 0, False
+        while not done:
+            action = self.act(obs)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            used += env_steps(info)
+            truncated = truncated or used >= budget
+            self.observe(action, reward, obs, terminated, truncated, info)
+            done = terminated or truncated
+        return used
+
+    def save(self, path: str | Path) -> None:
+        """Write the agent into the folder ``path``: its config, the world model config, the world
+        model(s) with their encoding, the data set, the planner's generator and caches, and the
+        counters of the retraining rule; ``load`` restores the same decisions."""
+        if self.model is None:
+            raise RuntimeError("the agent has no world model to save: call learn first")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_config(dataclasses.replace(self.config, pretrained=None, run_dir=None), path / AGENT_CONFIG_FILE)
+        save_config(self.world_model_config, path / WORLD_MODEL_CONFIG_FILE)
+        for member, model in enumerate(self.ensemble):
+            model.save(path / f"model{member}")
+        save_episodes(self.data, path / EPISODES_FILE)
+        state = {"generator": self.planner.generator.get_state(),
+                 **{name: getattr(self.planner, name) for name in PLANNER_CACHES if hasattr(self.planner, name)}}
+        torch.save(state, path / PLANNER_STATE_FILE)
+        atomic_write_text(path / AGENT_STATE_FILE, json.dumps({
+            "seed": self.seed, "rng": self.rng.bit_generator.state, "trainings": self.trainings,
+            "episodes_done": self._episodes_done, "since_retrain": self._since_retrain,
+            "surprise": self._surprise, "ensemble": len(self.ensemble)}, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path, env: gym.Env, device: str | None = None) -> "DiffusionAIFAgent":
+        """The agent ``save`` wrote into ``path``, acting on ``env`` (``device``: default the saved one)."""
+        path = Path(path)
+        if not (path / AGENT_STATE_FILE).is_file():
+            raise FileNotFoundError(f"{path} holds no saved agent ({AGENT_STATE_FILE} is missing)")
+        state = json.loads((path / AGENT_STATE_FILE).read_text())
+        config = build_config(AIFConfig, [path / AGENT_CONFIG_FILE], [f"device={device}"] if device else [])
+        agent = cls(env, state["seed"], config)
+        agent.world_model_config = build_config(WorldModelConfig, [path / WORLD_MODEL_CONFIG_FILE])
+        agent.rng.bit_generator.state = state["rng"]
+        agent.trainings, agent._episodes_done = state["trainings"], state["episodes_done"]
+        agent._since_retrain, agent._surprise = state["since_retrain"], list(state["surprise"])
+        agent.data = load_episodes(path / EPISODES_FILE)
+        agent._set_model([WorldModel.load(path / f"model{member}", config.device)
+                          .set_runtime(config.precision, config.compile) for member in range(state["ensemble"])])
+        planner_state = torch.load(path / PLANNER_STATE_FILE, weights_only=True)
+        agent.planner.generator.set_state(planner_state.pop("generator"))
+        for name, value in planner_state.items():
+            setattr(agent.planner, name, value)
+        return agent
+
+    @classmethod
+    def from_config(cls, path_or_preset: str | Path, env: gym.Env, seed: int | None = None,
+                    **overrides: Any) -> "DiffusionAIFAgent":
+        """An agent configured by a YAML file of AIFConfig keys, or by the ``agent.aif`` section of an
+        experiment preset or file (e.g. ``"grid4x4"``; its env options are not applied: ``env`` is
+        yours). ``overrides``: AIFConfig keys over it."""
+        layer = read_yaml(preset_or_file("experiments", path_or_preset))
+        layer = layer.get("compare", layer)  # a suite preset keeps its compare settings there
+        if "agent" in layer or "env" in layer:
+            layer = (layer.get("agent") or {}).get("aif") or {}
+        return cls(env, seed, build_config(AIFConfig, [layer, overrides]))

@@ -74,6 +74,12 @@ class Agent(ABC):
         if starting:
             self.reset(single)
         else:
-            self.observe(int(np.asarray(state).reshape(-1)[0]), 0.0, single, False, False)
+            self.observe(self._previous_action(state), 0.0, single, False, False)
         action = self.act(single)
         return (np.array([action]) if batched else np.array(action)), np.array([action])
+
+    def _previous_action(self, state) -> Any:
+        """The action ``predict`` returned as ``state`` (a batch of one): an int for a Discrete action
+        space, the action array otherwise (a Box action is a vector, not an index)."""
+        previous = np.asarray(state)[0]
+        return int(previous) if isinstance(self.action_space, gym.spaces.Discrete) else previous

@@ -43,7 +43,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from diffaif.config import CONFIG_DIR, build_config, to_dict
+from diffaif.config import build_config, preset_or_file, to_dict
 
 DEVICES = ("cpu", "cuda")
 
@@ -56,7 +56,7 @@ class BenchConfig:
     # ``train_steps`` steps on ``train_episodes`` random episodes and plan with that model
     # (timing only: such a model is far from converged).
     pretrained: str | None = None
-    model_preset: str = "tiny"                                  # configs/model/<preset>.yaml
+    model_preset: str = "tiny"                                  # diffaif/configs/model/<preset>.yaml, or a .yaml path
     world_model: dict[str, Any] = field(default_factory=dict)   # overrides of the preset (model.*, train.*)
     planner: dict[str, Any] = field(default_factory=dict)       # overrides of the aif agent's planner config
     agent: dict[str, Any] = field(default_factory=dict)         # other aif agent overrides
@@ -173,7 +173,7 @@ def train_for_bench(config: BenchConfig, model_config: Any, run_dir: Path) -> tu
     from diffaif.model.train import WorldModelConfig, train_world_model
     from diffaif.planning.tasks import task_encoding
 
-    preset = build_config(WorldModelConfig, [CONFIG_DIR / "model" / f"{config.model_preset}.yaml", config.world_model])
+    preset = build_config(WorldModelConfig, [preset_or_file("model", config.model_preset), config.world_model])
     steps = config.train_steps
     log_interval = max(1, steps // 10)
     train_cfg = dataclasses.replace(preset.train, steps=steps, warmup_steps=min(preset.train.warmup_steps, steps // 10),
@@ -418,7 +418,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         else:
             from diffaif.model.train import WorldModelConfig
 
-            model_config = build_config(WorldModelConfig, [CONFIG_DIR / "model" / f"{config.model_preset}.yaml",
+            model_config = build_config(WorldModelConfig, [preset_or_file("model", config.model_preset),
                                                            config.world_model]).model
             _, result["training"] = train_for_bench(config, model_config, run_dir)
             pretrained = run_dir / "model"

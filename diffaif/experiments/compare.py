@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +18,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffaif.agents import AGENTS, Agent, agent_config, env_steps, make_agent
-from diffaif.config import ConfigError, save_config
+from diffaif.agents import AGENTS, Agent, agent_config, agent_env_options, env_steps, make_agent
+from diffaif.config import ConfigError, build_config, preset_or_file, save_config, to_dict
 from diffaif.envs import make_env
 from diffaif.experiments.plots import plot_comparison, plot_observability, plot_policy_traces
 from diffaif.experiments.stats import format_table, pairwise_tests, summarise_steps
@@ -45,6 +48,8 @@ class CompareConfig:
     agent: dict[str, Any] = field(default_factory=dict)
     out: str = "runs/compare"
     progress: bool = True
+    # Processes running seeds in parallel (the results do not depend on it); None: default_workers
+    workers: int | None = None
 
     def __post_init__(self):
         if not self.agents:
@@ -56,6 +61,22 @@ class CompareConfig:
             self.warmup_steps = AIF_WARMUP_STEPS if "aif" in self.agents else 0
         if self.warmup_steps < 0:
             raise ValueError(f"CompareConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"CompareConfig.workers must be >= 1, got {self.workers}")
+
+
+GIB_PER_WORKER = 2  # memory a worker may need (a world model's training and planning on the CPU)
+
+
+def default_workers(seeds: int) -> int:
+    """One process per seed, at most one per core and one per ``GIB_PER_WORKER`` GiB of available memory."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        available_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemAvailable"))
+        by_memory = available_kib // (GIB_PER_WORKER * 2**20)
+    except (OSError, StopIteration):  # no /proc (macOS, Windows): cores alone
+        by_memory = cores
+    return max(1, min(seeds, cores, by_memory))
 
 
 @dataclass
@@ -102,9 +123,11 @@ def _plain(x: Any) -> Any:
 
 
 def seeded_agent(config: CompareConfig, name: str, seed_index: int) -> tuple[gym.Env, Agent]:
-    """Agent ``name`` of ``config`` for seed index ``seed_index``, on its own env (``env_kwargs`` with its
-    ``agent_env`` options) → (env, agent); not yet warmed up."""
-    env = make_env(config.env, **{**config.env_kwargs, **config.agent_env.get(name, {})})
+    """Agent ``name`` of ``config`` for seed index ``seed_index``, on its own env (the options the agent
+    needs on this env family, ``agent_env_options``, under ``env_kwargs`` and its ``agent_env``
+    options: what the user states wins) → (env, agent); not yet warmed up."""
+    env = make_env(config.env, **{**agent_env_options(name, config.env), **config.env_kwargs,
+                                  **config.agent_env.get(name, {})})
     return env, make_agent(name, env, seed=config.seed + seed_index, overrides=config.agent.get(name))
 
 
@@ -140,28 +163,75 @@ def run_comparison(config: CompareConfig) -> dict:
     records: list[EpisodeRecord] = []
     env_steps: dict[str, list[int]] = {name: [] for name in config.agents}
     step_log: list[dict] = []
-    total = config.seeds * len(config.agents) * config.episodes
-    bar = tqdm(total=total, desc=f"compare {config.env}", disable=not config.progress)
-    for s in range(config.seeds):
-        for name in config.agents:
-            env, agent = seeded_agent(config, name, s)
-            used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, s, 1))
-            for e in range(config.episodes):
-                steps, success, ret, dist = run_episode(
-                    env, agent, derived_seed(config.seed, s, 0, e), step_log,
-                    tag={"agent": name, "seed": s, "episode": e})
-                records.append(EpisodeRecord(name, s, e, steps, success, ret, dist))
-                used += steps
-                bar.update(1)
+    for seed_records, seed_env_steps, seed_log in _run_seeds(config):  # in seed order, however run
+        records += seed_records
+        step_log += seed_log
+        for name, used in seed_env_steps.items():
             env_steps[name].append(used)
-            env.close()
-    bar.close()
     summary = summarise(config, records, env_steps, step_log)
     write_outputs(out, config, summary, records, step_log)
     action_names = getattr(task, "action_names", [str(a) for a in range(getattr(probe_env.action_space, "n", 0))])
     for name in config.agents:
         plot_policy_traces(step_log, action_names, out, agent=name)
     return summary
+
+
+def compare(config: str | Path | dict | CompareConfig | None = None, **keys: Any) -> dict:
+    """Run a comparison (``run_comparison``) from a CompareConfig, an experiment preset name or YAML
+    path, or a dict, with ``keys`` (CompareConfig fields) over it; → the summary.
+
+    >>> compare(env="grid4x4", agents=["random", "oracle"], episodes=5, seeds=1)  # doctest: +SKIP
+    """
+    if isinstance(config, CompareConfig):
+        config = to_dict(config)
+    elif isinstance(config, (str, Path)):
+        config = preset_or_file("experiments", config)
+    return run_comparison(build_config(CompareConfig, [config or {}, keys]))
+
+
+def run_seed(config: CompareConfig, s: int, bar=None) -> tuple[list[EpisodeRecord], dict[str, int], list[dict]]:
+    """Every agent of ``config`` on seed index ``s``: warm-up, then the evaluated episodes →
+    (episode records, env steps used per agent, step log); ``bar`` counts the episodes."""
+    records, used_by_agent, step_log = [], {}, []
+    for name in config.agents:
+        env, agent = seeded_agent(config, name, s)
+        used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, s, 1))
+        for e in range(config.episodes):
+            steps, success, ret, dist = run_episode(
+                env, agent, derived_seed(config.seed, s, 0, e), step_log,
+                tag={"agent": name, "seed": s, "episode": e})
+            records.append(EpisodeRecord(name, s, e, steps, success, ret, dist))
+            used += steps
+            if bar is not None:
+                bar.update(1)
+        used_by_agent[name] = used
+        env.close()
+    return records, used_by_agent, step_log
+
+
+def _run_seeds(config: CompareConfig):
+    """``run_seed`` for every seed index, in order: in this process, or in ``workers`` fresh (spawned)
+    processes, which give the same results since every seed derives from ``config.seed`` alone."""
+    workers = min(config.seeds, config.workers or default_workers(config.seeds))
+    bar = tqdm(total=config.seeds * len(config.agents) * config.episodes, desc=f"compare {config.env}",
+               disable=not config.progress)
+    with bar:
+        if workers == 1:
+            for s in range(config.seeds):
+                yield run_seed(config, s, bar)
+            return
+        threads = max(1, default_workers(10**6) // workers)  # the cores shared out, not oversubscribed
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_share_cores, initargs=(threads,)) as pool:
+            for result in pool.map(run_seed, [config] * config.seeds, range(config.seeds)):
+                bar.update(len(config.agents) * config.episodes)
+                yield result
+
+
+def _share_cores(threads: int) -> None:
+    """A worker's thread budget, set before torch loads (a value the user set is kept)."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
 
 
 def summarise(config: CompareConfig, records: list[EpisodeRecord], env_steps: dict[str, list[int]],

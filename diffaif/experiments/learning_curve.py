@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from diffaif.config import CONFIG_DIR, build_config
+from diffaif.config import build_config, preset_or_file
 
 # The headline figure per observation kind: whole-observation accuracy or mean absolute error.
 CATEGORICAL_KEY, CONTINUOUS_KEY = "obs_accuracy", "obs_abs_error"
@@ -63,7 +63,7 @@ def learning_curve(config: LearningCurveConfig) -> dict[str, Any]:
     env = make_env(config.env, **config.env_options)
     data = collect_episodes(env, seed=config.seed, min_interactions=config.interactions)
     encoding = task_encoding(env, data)
-    preset = CONFIG_DIR / "model" / f"{config.model_preset}.yaml"
+    preset = preset_or_file("model", config.model_preset)
     points = []
     for budget in config.budgets_s:
         wm = build_config(WorldModelConfig, [preset, config.world_model])
