@@ -29,13 +29,12 @@ def test_bench_reports_every_figure_with_its_setup(bench):
     result, config, folder = bench
     assert json.loads((folder / "bench.json").read_text()) == json.loads(json.dumps(result))
     setup = result["setup"]
-    # enumerate with H=2 over 4 actions: K=16 candidates, one inpaint of 16 x 2 per decision; the
-    # sequential sampler runs S net passes per predicted step, on the window up to that step
+    # enumerate with H=2 over 4 actions: K=16 candidates, one inpaint of 16 x 2 per decision, S net passes
     assert setup["K_candidates_per_decision"] == 16
     assert (setup["N_samples"], setup["S_denoising_steps"], setup["H_horizon"]) == (2, 2, 2)
-    assert setup["forwards_per_decision"] == 2 * 2
-    assert setup["window_tokens"] == [1 + 1 + 1, 1 + 1 + 2]   # context + present + 1, then + 2 (cropped)
-    assert setup["forward_shapes"] == {"B=32,T=3,D=36": 2 * config.decisions, "B=32,T=4,D=36": 2 * config.decisions}
+    assert setup["forwards_per_decision"] == 2
+    assert setup["window_tokens"] == 1 + 1 + 2          # context + present + horizon: the cropped window
+    assert setup["forward_shapes"] == {"B=32,T=4,D=36": 2 * config.decisions}
     assert setup["device"] == "cpu" and setup["threads"] >= 1 and setup["torch"] == torch.__version__
     assert result["environment"]["torch"] == torch.__version__
 
