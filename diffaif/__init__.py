@@ -11,8 +11,7 @@ import torch, diffusers or Stable-Baselines3.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from diffaif.lazy import lazy_attributes
 
 # public name → (module, attribute)
 _EXPORTS = {
@@ -30,14 +29,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'diffaif' has no attribute {name!r}")
-    module, attribute = _EXPORTS[name]
-    value = getattr(importlib.import_module(module), attribute)
-    globals()[name] = value  # later accesses skip this function
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import gymnasium as gym
 
+from diffaif.lazy import lazy_attributes
+
 from diffaif.agents.base import Agent, env_steps
 from diffaif.config import ConfigError, build_config
 
@@ -103,13 +105,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import an agent module on first access of one of its names."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'diffaif.agents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -3,8 +3,7 @@
 Names load on first use (module ``__getattr__``): the exact filter and the encodings need numpy only,
 so agents that use them (the oracle) do not import torch, which the episodes module needs.
 """
-import importlib
-from typing import Any
+from diffaif.lazy import lazy_attributes
 
 _EXPORTS = {
     "PartSpec": "diffaif.data.encoding", "TaskEncoding": "diffaif.data.encoding",
@@ -19,10 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'diffaif.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

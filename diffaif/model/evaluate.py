@@ -117,6 +117,18 @@ def _window_context(model: WorldModel, horizon: int, context: int | None) -> int
     return context
 
 
+def _held_out_windows(model: WorldModel, env: Any, n_episodes: int, horizon: int, context: int | None, seed: int,
+                      per_episode: int, n_actions: int | None) -> tuple[int, list[dict]]:
+    """``n_episodes`` random-policy episodes reset from ``seed`` and their ``_planning_windows``
+    → (the context, checked against the window, the windows)."""
+    context = _window_context(model, horizon, context)
+    data = collect_episodes(env, n_episodes, seed=seed)
+    items = _planning_windows(data, context, horizon, per_episode, n_actions, np.random.default_rng(seed))
+    if not items:
+        raise ValueError(f"no episode of the {n_episodes} collected is longer than the horizon {horizon}")
+    return context, items
+
+
 def evaluate_world_model(model: WorldModel, env: Any, n_episodes: int = 50, horizon: int = 5, n_samples: int = 16,
                          steps: int | None = None, mode: str | None = None, seed: int = 10_000,
                          context: int | None = None, per_episode: int = 4, batch_windows: int = 256,
@@ -216,12 +228,7 @@ def evaluate_continuous_world_model(model: WorldModel, env: Any, n_episodes: int
     if model.encoding.parts["obs"].kind != "continuous":
         raise ValueError("evaluate_continuous_world_model needs continuous observations; "
                          "grid tasks: evaluate_world_model")
-    context = _window_context(model, horizon, context)
-    rng = np.random.default_rng(seed)
-    data = collect_episodes(env, n_episodes, seed=seed)
-    items = _planning_windows(data, context, horizon, per_episode, None, rng)
-    if not items:
-        raise ValueError(f"no episode of the {n_episodes} collected is longer than the horizon {horizon}")
+    context, items = _held_out_windows(model, env, n_episodes, horizon, context, seed, per_episode, None)
     obs_samples, _, facts = _sample_windows(model, items, context, horizon, n_samples, steps, mode, seed,
                                             batch_windows)  # (W, n, H, d)
     true_obs = np.stack([item["future_obs"] for item in items])          # (W, H, d)
@@ -291,10 +298,8 @@ def evaluate_categorical_world_model(model: WorldModel, env: Any, n_episodes: in
     if model.encoding.parts["obs"].kind != "categorical":
         raise ValueError("evaluate_categorical_world_model needs categorical observations; "
                          "continuous ones: evaluate_continuous_world_model")
-    context = _window_context(model, horizon, context)
-    rng = np.random.default_rng(seed)
-    data = collect_episodes(env, n_episodes, seed=seed)
-    items = _planning_windows(data, context, horizon, per_episode, int(env.action_space.n), rng)
+    context, items = _held_out_windows(model, env, n_episodes, horizon, context, seed, per_episode,
+                                       int(env.action_space.n))
     obs_samples, _, facts = _sample_windows(model, items, context, horizon, n_samples, steps, mode, seed,
                                             batch_windows, context + 1 + horizon if crop else None)
     true_obs = np.stack([item["future_obs"] for item in items])                    # (W, H[, F])
