@@ -166,7 +166,7 @@ def test_view_cells_map_back_to_minigrid_view_coordinates():
 
 
 def test_probabilities_come_with_the_samples(chain_model):
-    known, mask = known_window(CHAIN_ENCODING, 5, 1, [[0, 1]], [[2]], [[2, 0, 1]])
+    known, mask = known_window(CHAIN_ENCODING, 5, 2, [[0, 1]], [[2]], [[2, 0]])   # index 0: before the start
     for order in ("joint", "sequential"):
         samples, probs = chain_model.inpaint(known, mask, 3, generator=torch.Generator().manual_seed(0),
                                              order=order, return_probs=True)
@@ -177,7 +177,8 @@ def test_probabilities_come_with_the_samples(chain_model):
             assert torch.allclose(block.sum(-1)[present], torch.ones(())) and (block >= 0).all()
         known_part = mask[:, None].expand_as(samples)
         assert torch.equal(probs[known_part], ((known[:, None].expand_as(samples) + 1) / 2)[known_part])
+    assert (probs[0, :, 0] == 0).all()  # the absent step holds no distribution
     # the trained model is sure of the next observation: after 1 with action 2 comes 2
-    assert probs[0, :, 2, CHAIN_ENCODING.slice("obs")].argmax(-1).tolist() == [2, 2, 2]
+    assert probs[0, :, 3, CHAIN_ENCODING.slice("obs")].argmax(-1).tolist() == [2, 2, 2]
     with pytest.raises(ValueError, match="return_probs"):
         chain_model.inpaint(known, mask, 1, mode="repaint", return_probs=True)

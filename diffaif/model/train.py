@@ -92,7 +92,8 @@ class TrainConfig:
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"TrainConfig.max_seconds must be > 0 or null, got {self.max_seconds}")
         if self.budget_clock not in BUDGET_CLOCKS:
-            raise ValueError(f"TrainConfig.budget_clock must be one of {tuple(BUDGET_CLOCKS)}, got {self.budget_clock!r}")
+            raise ValueError(f"TrainConfig.budget_clock must be one of {tuple(BUDGET_CLOCKS)}, "
+                             f"got {self.budget_clock!r}")
         if self.max_seconds is not None and self.lr_schedule not in BUDGET_SCHEDULES:
             raise ValueError(f"TrainConfig.max_seconds works with lr_schedule {BUDGET_SCHEDULES}, "
                              f"not {self.lr_schedule!r}")
@@ -133,8 +134,9 @@ def training_known_mask(encoding: TaskEncoding, absent: torch.Tensor, present: t
     present (B, 1) int -> known (B, T, D) bool (whole parts of a step) and scored (B, T, D) bool.
 
     Each window is, with probability ``planning_share``, a *planning* window, what ``known_window``
-    gives the planner: observations known up to its present step c (< T - 1), every action known, hidden states unknown, steps before the episode start known whole; with
-    probability ``unconditional_share`` nothing is known; otherwise each (step, part) is known with a
+    gives the planner: observations known up to its present step c (< T - 1), every action known,
+    hidden states unknown, steps before the episode start known whole; with probability
+    ``unconditional_share`` nothing is known; otherwise each (step, part) is known with a
     rate drawn uniformly per window (other queries: perception, action inference).
 
     Every unknown entry is scored, except that planning windows score only the first
@@ -179,7 +181,8 @@ def x0_loss(encoding: TaskEncoding, logits: torch.Tensor, x0: torch.Tensor, unkn
 def diffusion_loss(net: torch.nn.Module, scheduler: DDPMScheduler, encoding: TaskEncoding, x0: torch.Tensor,
                    mask: torch.Tensor | None, generator: torch.Generator, min_noise: float = 0.0,
                    scored: torch.Tensor | None = None) -> torch.Tensor:
-    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``, t ~ U[⌊min_noise·T⌋, T).
+    """Denoising loss on the unknown entries of ``x_t = sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε``,
+    t ~ U[⌊min_noise·T⌋, T).
 
     prediction_type "sample": ``x0_loss`` of the net output (logits) against x0; "epsilon" / "v_prediction":
     mean squared error against ε / ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0``. With a known-mask (B, T, D)

@@ -347,7 +347,10 @@ class WorldModel:
         x = rearrange(torch.where(flat_mask, flat_known, x), "(b n) t d -> b n t d", b=batch)
         if not return_probs:
             return x
-        known_probs = categorical_probabilities(self.encoding, flat_known * 1e4, flat_known)  # one-hot as 0/1
+        known_probs = flat_known.clone()
+        for group in self.encoding.categorical_groups:  # a known block's ±1 one-hot as 0/1 (absent: all 0)
+            index = torch.as_tensor(group, device=flat_known.device)
+            known_probs[..., index] = (flat_known[..., index] + 1) / 2
         probs = torch.where(flat_mask, known_probs, probs)
         return x, rearrange(probs, "(b n) t d -> b n t d", b=batch)
 
