@@ -132,14 +132,7 @@ def draw_categorical(encoding: TaskEncoding, logits: torch.Tensor, x: torch.Tens
     caller's (possibly shared) Gaussian draws fix it. logits, x, z (..., D) -> (..., D).
     """
     uniform = torch.special.ndtr(z).clamp(1e-12, 1 - 1e-12)
-    gumbel = -torch.log(-torch.log(uniform))
-    x = x.clone()
-    for group in encoding.categorical_groups:
-        index = torch.as_tensor(group, device=logits.device)
-        choice = (logits[..., index] + gumbel[..., index]).argmax(-1, keepdim=True)      # (..., blocks, 1)
-        hot = torch.zeros_like(logits[..., index]).scatter_(-1, choice, 1.0)
-        x[..., index] = 2 * hot - 1
-    return x
+    return argmax_categorical(encoding, x, logits - torch.log(-torch.log(uniform)))
 
 
 def categorical_probabilities(encoding: TaskEncoding, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -152,12 +145,14 @@ def categorical_probabilities(encoding: TaskEncoding, logits: torch.Tensor, x: t
     return x
 
 
-def argmax_categorical(encoding: TaskEncoding, x: torch.Tensor) -> torch.Tensor:
-    """``x`` with every categorical block replaced by the ±1 one-hot of its largest entry: (..., D) -> (..., D)."""
+def argmax_categorical(encoding: TaskEncoding, x: torch.Tensor, scores: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` with every categorical block replaced by the ±1 one-hot of the largest of ``scores`` in that
+    block (default: ``x`` itself): (..., D) -> (..., D)."""
+    scores = x if scores is None else scores
     x = x.clone()
     for group in encoding.categorical_groups:
         index = torch.as_tensor(group, device=x.device)
-        hot = torch.zeros_like(x[..., index]).scatter_(-1, x[..., index].argmax(-1, keepdim=True), 1.0)
+        hot = torch.zeros_like(x[..., index]).scatter_(-1, scores[..., index].argmax(-1, keepdim=True), 1.0)
         x[..., index] = 2 * hot - 1
     return x
 
