@@ -35,10 +35,10 @@ def episodes(*runs: tuple[list[int], bool]) -> EpisodeData:
 
 
 def test_observed_transitions_add_a_self_loop_after_termination():
-    nodes, source, target = observed_transitions(episodes(([5, 7, 9], True), ([7, 5], False)))
+    nodes, source, target, action = observed_transitions(episodes(([5, 7, 9], True), ([7, 5], False)))
     assert nodes[:, 0].tolist() == [5, 7, 9]
-    edges = sorted(zip(source.tolist(), target.tolist()))
-    assert edges == [(0, 1), (1, 0), (1, 2), (2, 2)]            # 9 is absorbing; 5 after truncation is not
+    edges = sorted(zip(source.tolist(), target.tolist(), action.tolist()))
+    assert edges == [(0, 1, 0), (1, 0, 0), (1, 2, 0), (2, 2, -1)]   # 9 is absorbing; 5 after truncation is not
 
 
 def test_tail_values_match_the_closed_form_on_a_chain():
@@ -51,6 +51,21 @@ def test_tail_values_match_the_closed_form_on_a_chain():
     np.testing.assert_allclose(value.numpy(), expected, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         tail_values(cost, torch.tensor([0]), torch.tensor([1]), 1.0)
+
+
+def test_tail_values_back_up_the_empirical_expectation_per_action():
+    # from 0: action 0 reaches the goal 1 (absorbing, cost 0) or the trap 2 (absorbing, cost 1) with
+    # frequencies 1/4 and 3/4; action 1 always reaches 3, which reaches the goal next
+    beta = 0.5
+    cost = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    source, target, action = (torch.tensor(v) for v in ([0, 0, 0, 0, 0, 3, 1, 2], [1, 2, 2, 2, 3, 1, 1, 2],
+                                                        [0, 0, 0, 0, 1, 0, -1, -1]))
+    value = tail_values(cost, source, target, beta, action)
+    trap = 1 / (1 - beta)
+    gamble, detour = 0.25 * 0.0 + 0.75 * (1 + beta * trap), 1 + beta * 0.0
+    np.testing.assert_allclose(value.numpy(), [min(gamble, detour), 0.0, trap, 0.0], atol=1e-5)
+    # without actions every edge is its own choice: the optimistic minimum over successors
+    assert tail_values(cost, source, target, beta)[0].item() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_tail_value_takes_the_nearest_seen_vectors():
