@@ -18,7 +18,7 @@ from diffaif.model.evaluate import _sample_windows
 from diffaif.data.episodes import EpisodeData
 from diffaif.planning.continuous import (ContinuousConfig, control_encoding, control_preference, gaussian_cem,
                                          propose_box_policies, uniform_policies)
-from diffaif.planning.efe import (continuous_entropy, continuous_expected_free_energy, ensemble_information_gain,
+from diffaif.planning.efe import (continuous_entropy, ensemble_information_gain, sampled_expected_free_energy,
                                   gaussian_log_preference)
 from diffaif.planning.policies import CEMConfig, PolicyConfig, matching_rows
 
@@ -222,14 +222,14 @@ def test_efe_terms_recover_the_mutual_information_of_a_noisy_sensor():
     states = torch.randn(2, 3, 4000, 1, generator=generator, dtype=torch.float64)      # (K, H, n, d)
     obs = states + sensor_std * torch.randn(states.shape, generator=generator, dtype=torch.float64)
     log_pref = -0.5 * obs[..., 0] ** 2
-    terms = continuous_expected_free_energy(states, obs, log_pref, "gaussian")
+    terms = sampled_expected_free_energy(states, obs, log_pref, continuous_entropy)
     assert terms["info_gain"].shape == (2,)
     exact = 3 * 0.5 * math.log(1 + 1 / sensor_std**2)                                  # Σ_τ I[s_τ; o_τ]
     assert torch.allclose(terms["info_gain"], torch.full((2,), exact, dtype=torch.float64), atol=0.05)
     assert torch.allclose(terms["G"], terms["risk"] + terms["ambiguity"])
     assert torch.allclose(terms["G"], -terms["extrinsic"] - terms["info_gain"])
     with pytest.raises(ValueError, match="must agree"):
-        continuous_expected_free_energy(states, obs, log_pref[..., :10])
+        sampled_expected_free_energy(states, obs, log_pref[..., :10], continuous_entropy)
 
 
 def test_ensemble_information_gain_zero_for_identical_and_positive_for_disjoint_members():

@@ -91,7 +91,7 @@ def test_sampled_efe_terms():
     # four samples, one step: s and o perfectly coupled and uniform over 4 values -> I[s;o] = log 4
     s = torch.tensor([[[0, 1, 2, 3]]])
     o = torch.tensor([[[0, 1, 2, 2]]])
-    terms = sampled_expected_free_energy(s, o, log_p[o])
+    terms = sampled_expected_free_energy(s[..., None], o[..., None], log_p[o])
     h_o = -(0.25 * np.log(0.25) * 2 + 0.5 * np.log(0.5))
     assert terms["info_gain"].item() == pytest.approx(h_o, abs=1e-6)       # o is a function of s: I = H[o]
     assert terms["ambiguity"].item() == pytest.approx(0.0, abs=1e-6)
@@ -100,12 +100,16 @@ def test_sampled_efe_terms():
         torch.testing.assert_close(t["G"], -t["extrinsic"] - t["info_gain"])
         torch.testing.assert_close(t["G"], t["risk"] + t["ambiguity"])
     # observation independent of the state: no information gain, ambiguity = H[o]
-    independent = sampled_expected_free_energy(torch.tensor([[[0, 0, 1, 1]]]), torch.tensor([[[0, 1, 0, 1]]]),
-                                               torch.zeros(1, 1, 4))
+    independent = sampled_expected_free_energy(torch.tensor([[[[0], [0], [1], [1]]]]),
+                                               torch.tensor([[[[0], [1], [0], [1]]]]), torch.zeros(1, 1, 4))
     assert independent["info_gain"].item() == pytest.approx(0.0, abs=1e-6)
     assert independent["ambiguity"].item() == pytest.approx(np.log(2), abs=1e-6)
-    with pytest.raises(ValueError, match="share a shape"):
-        sampled_expected_free_energy(s, o[..., :2], log_p[o])
+    # without a hidden state the observation is all there is: no information gain, G = −extrinsic
+    alone = sampled_expected_free_energy(None, o[..., None], log_p[o])
+    assert alone["info_gain"].item() == pytest.approx(0.0, abs=1e-6)
+    torch.testing.assert_close(alone["G"], -alone["extrinsic"])
+    with pytest.raises(ValueError, match="must agree"):
+        sampled_expected_free_energy(s[..., None], o[..., :2, None], log_p[o])
 
 
 def test_factored_surprise_by_hand():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Optional, Sequence
 
 import gymnasium as gym
@@ -31,11 +32,12 @@ from diffaif.data.encoding import PartSpec, TaskEncoding
 from diffaif.data.episodes import EpisodeData, window_displacements
 from diffaif.envs.control import MOUNTAIN_CAR_FLAG
 from diffaif.model.world_model import WorldModel, known_window
-from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_expected_free_energy,
-                                  ensemble_information_gain, gaussian_log_preference, policy_posterior)
+from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_entropy, ensemble_information_gain,
+                                  gaussian_log_preference, policy_posterior, sampled_expected_free_energy)
 from diffaif.planning.policies import PolicyConfig, Proposal, matching_rows, propose_policies
 
-CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")
+CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")              # Box actions
+DISCRETE_PROPOSERS: tuple[str, ...] = ("enumerate", "random", "cem")   # Discrete actions (no model sampler)
 
 
 @dataclass
@@ -43,7 +45,8 @@ class ContinuousConfig:
     """Settings of ``ContinuousPlanner`` (the rest comes from ``PlannerConfig``: horizon, candidates,
     samples, denoising steps, γ, selection; ``preference_precision`` scales the preference precisions).
 
-    preference: "auto" (from the env id) or a key of ``PREFERENCES``;
+    preference: "auto" (from the env id; "reward" for an id without a hand-written preference), "reward"
+    (the reward as log-preference: the generic task family plans the task) or a key of ``PREFERENCES``;
     entropy: "gaussian" (Gaussian fit) or "knn" (Kozachenko–Leonenko, ``knn_k`` neighbours);
     info_gain_weight, novelty_weight: w_ig and w_nov in G (novelty needs an ensemble of world models);
     cem_init_std: Box CEM's initial standard deviation as a fraction of the half-range of the actions;
@@ -82,8 +85,8 @@ class ContinuousConfig:
     action_marginal: bool = False
 
     def __post_init__(self):
-        if self.preference != "auto" and self.preference not in PREFERENCES:
-            raise ValueError(f"unknown preference {self.preference!r}; valid: 'auto' or {sorted(PREFERENCES)}")
+        if self.preference not in ("auto", "reward") and self.preference not in PREFERENCES:
+            raise ValueError(f"unknown preference {self.preference!r}; valid: 'auto', 'reward' or {sorted(PREFERENCES)}")
         if self.entropy not in ENTROPY_ESTIMATORS:
             raise ValueError(f"unknown entropy estimator {self.entropy!r}; valid estimators: {ENTROPY_ESTIMATORS}")
         if self.preference_scales is not None and not all(s > 0 for s in self.preference_scales):
@@ -139,6 +142,16 @@ def pendulum_preference() -> GaussianPreference:
     on the true dynamics Box CEM with 32 candidates and plans of 5 decisions of 3 env steps scores −502
     over 6 episodes, one never swung up; with σ_θ̇ 2 or 3 rad/s, −147, every one swung up and held.)"""
     return GaussianPreference((1.0, 0.0, 0.0), (0.3, 0.3, 1.0), (False,) * 3)
+
+
+@dataclass(frozen=True)
+class RewardPreference:
+    """The reward as log-preference, ``log p̃(o) = λ·r`` (up to a constant), with r the observation's
+    last dimension, the reward received on arriving at it (``TaskEncoding.model_observations``)."""
+
+    def log_density(self, obs: torch.Tensor, precision: float) -> torch.Tensor:
+        """obs (..., d) raw observations → (...)."""
+        return precision * obs[..., -1]
 
 
 PREFERENCES = {"cartpole": cartpole_preference, "mountaincar": mountaincar_preference,
@@ -300,7 +313,7 @@ class ContinuousPlanner:
         if any(m.encoding != enc for m in self.models):
             raise ValueError("the ensemble's world models must share one encoding")
         for part in ("state", "obs"):
-            if enc.parts[part].kind != "continuous":
+            if part in enc.parts and enc.parts[part].kind != "continuous":
                 raise ValueError(f"ContinuousPlanner needs continuous states and observations; {part!r} is "
                                  f"{enc.parts[part].kind}")
         self.config = config
@@ -309,12 +322,13 @@ class ContinuousPlanner:
         if config.context + self.horizon + 1 > model.length:
             raise ValueError(f"context ({config.context}) + horizon ({self.horizon}) + 1 exceeds the model's "
                              f"window length {model.length}")
-        if config.policies.kind not in CONTINUOUS_PROPOSERS:
-            raise ValueError(f"control tasks plan with policy kinds {CONTINUOUS_PROPOSERS}, got "
-                             f"{config.policies.kind!r}")
         self.window = config.context + 1 + self.horizon if config.crop_window else model.length
         self.preference = preference
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        proposers = DISCRETE_PROPOSERS if self.discrete else CONTINUOUS_PROPOSERS
+        if config.policies.kind not in proposers:
+            raise ValueError(f"continuous observations with {type(action_space).__name__} actions plan with policy "
+                             f"kinds {proposers}, got {config.policies.kind!r}")
         self.continuous.check_action_space(action_space)
         if self.discrete:
             self.n_actions = int(action_space.n)
@@ -356,14 +370,16 @@ class ContinuousPlanner:
                                          shared_noise=self.config.common_random_numbers).cpu()
                                for m in self.models])                            # (M, K, n, T, D)
         future = rearrange(samples[:, :, :, c + 1:c + 1 + horizon], "m k n h d -> m k h n d")
-        states = future[..., self.encoding.slice("state")].double()
+        # without a hidden state part the observation is all there is: no information gain
+        states = future[..., self.encoding.slice("state")].double() if self.encoding.has_state else None
         obs = future[..., self.encoding.slice("obs")].double()
         # (M, K, H, n, d_o) raw observations
         raw_obs = torch.as_tensor(self.encoding.decode_part(future.double().numpy(), "obs", offset))
         log_preference = self.preference.log_density(raw_obs, self.config.preference_precision)
         cc = self.continuous
         terms = {name: value.mean(0) for name, value in
-                 continuous_expected_free_energy(states, obs, log_preference, cc.entropy, cc.knn_k).items()}
+                 sampled_expected_free_energy(states, obs, log_preference,
+                                              partial(continuous_entropy, estimator=cc.entropy, k=cc.knn_k)).items()}
         novelty = torch.zeros_like(terms["G"])
         if len(self.models) > 1:
             novelty = ensemble_information_gain(obs, cc.entropy, cc.knn_k).sum(-1)

@@ -12,6 +12,7 @@ Every function takes arbitrary leading batch dimensions (candidates, samples, ..
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from einops import rearrange, reduce
@@ -261,29 +262,38 @@ def sample_entropy(codes: torch.Tensor) -> torch.Tensor:
     return -torch.special.xlogy(p, p).sum(-1).to(torch.get_default_dtype())
 
 
-def joint_codes(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Ids of the pairs ``(a_i, b_i)``: a, b (...) long → (...) long."""
-    return row_codes(torch.stack([a, b], dim=-1))
+def vector_sample_entropy(x: torch.Tensor) -> torch.Tensor:
+    """Plug-in entropy of n samples of integer vectors (whole vectors compared): x (..., n, F) long → (...)."""
+    return sample_entropy(row_codes(x))
 
 
-def sampled_expected_free_energy(state_codes: torch.Tensor, obs_codes: torch.Tensor,
-                                 log_preference: torch.Tensor) -> dict[str, torch.Tensor]:
-    """EFE terms from n joint samples ``(s_τ, o_τ) ~ q(s_τ, o_τ|π)`` with plug-in entropies.
+def sampled_expected_free_energy(states: torch.Tensor | None, obs: torch.Tensor, log_preference: torch.Tensor,
+                                 entropy: Callable[[torch.Tensor], torch.Tensor] = vector_sample_entropy
+                                 ) -> dict[str, torch.Tensor]:
+    """EFE terms from n joint samples ``(s_τ, o_τ) ~ q(s_τ, o_τ|π)``, with Ĥ the ``entropy`` estimate of
+    a set of samples (categorical vectors: ``vector_sample_entropy``, plug-in; continuous ones:
+    ``continuous_entropy`` with its estimator):
 
-    With Ĥ the plug-in entropy of the samples (``sample_entropy``):
       extrinsic = Σ_τ (1/n) Σ_i log p̃(o_τ^i)                    (preference of each sampled outcome)
-      info_gain = Σ_τ Î[s_τ; o_τ] = Σ_τ (Ĥ[s_τ] + Ĥ[o_τ] − Ĥ[s_τ, o_τ])   (≥ 0)
+      info_gain = Σ_τ Î[s_τ; o_τ] = Σ_τ (Ĥ[s_τ] + Ĥ[o_τ] − Ĥ[s_τ, o_τ])
       ambiguity = Σ_τ (Ĥ[s_τ, o_τ] − Ĥ[s_τ])                    (E_q(s) H[p(o|s)])
       risk      = −extrinsic − Σ_τ Ĥ[o_τ]                         (KL[q(o) ‖ p̃] of the samples)
       G = risk + ambiguity = −extrinsic − info_gain.
-    state_codes, obs_codes: (..., H, n) long ids of whole state / observation vectors;
-    log_preference: (..., H, n) log p̃ of each sampled observation → dict of (...) tensors.
+
+    states: (..., H, n, d_s), or None where there is no hidden state (the observation is the state:
+    Ĥ[s] = 0 and Ĥ[s, o] = Ĥ[o], so info_gain = 0 and G = −extrinsic); obs: (..., H, n, d_o);
+    log_preference: (..., H, n) log p̃ of each sampled observation; entropy: (..., n, d) → (...).
+    → dict of (...) tensors.
     """
-    if not state_codes.shape == obs_codes.shape == log_preference.shape:
-        raise ValueError(f"state_codes, obs_codes and log_preference must share a shape (..., H, n); got "
-                         f"{tuple(state_codes.shape)}, {tuple(obs_codes.shape)}, {tuple(log_preference.shape)}")
-    h_s, h_o = sample_entropy(state_codes), sample_entropy(obs_codes)
-    h_so = sample_entropy(joint_codes(state_codes, obs_codes))
+    if obs.shape[:-1] != log_preference.shape or (states is not None and states.shape[:-1] != obs.shape[:-1]):
+        raise ValueError(f"states (..., H, n, d_s), obs (..., H, n, d_o) and log_preference (..., H, n) must agree; "
+                         f"got {None if states is None else tuple(states.shape)}, {tuple(obs.shape)}, "
+                         f"{tuple(log_preference.shape)}")
+    h_o = entropy(obs)
+    if states is None:
+        h_s, h_so = torch.zeros_like(h_o), h_o
+    else:
+        h_s, h_so = entropy(states), entropy(torch.cat([states, obs], dim=-1))
     extrinsic = log_preference.mean(-1).sum(-1)
     ambiguity_term = (h_so - h_s).sum(-1)
     risk_term = -extrinsic - h_o.sum(-1)
@@ -413,28 +423,3 @@ def ensemble_information_gain(member_samples: torch.Tensor, estimator: str = "ga
     member_entropy = continuous_entropy(member_samples[..., : n_members * share, :], estimator, k).mean(0)
     pooled = torch.cat([member_samples[m, ..., m * share:(m + 1) * share, :] for m in range(n_members)], dim=-2)
     return continuous_entropy(pooled, estimator, k) - member_entropy
-
-
-def continuous_expected_free_energy(states: torch.Tensor, obs: torch.Tensor, log_preference: torch.Tensor,
-                                    estimator: str = "gaussian", k: int = 4) -> dict[str, torch.Tensor]:
-    """EFE terms from n joint samples ``(s_τ, o_τ) ~ q(s_τ, o_τ|π)`` of continuous vectors:
-
-      extrinsic = Σ_τ (1/n) Σ_i log p̃(o_τ^i)
-      info_gain = Σ_τ I[s_τ; o_τ] = Σ_τ (H[s_τ] + H[o_τ] − H[s_τ, o_τ])
-      ambiguity = Σ_τ (H[s_τ, o_τ] − H[s_τ])                      (E_q(s) H[p(o|s)])
-      risk      = −extrinsic − Σ_τ H[o_τ]                           (KL[q(o) ‖ p̃], up to p̃'s constant)
-      G = risk + ambiguity = −extrinsic − info_gain,
-    entropies by ``continuous_entropy``. states: (..., H, n, d_s); obs: (..., H, n, d_o);
-    log_preference: (..., H, n) → dict of (...) tensors.
-    """
-    if states.shape[:-1] != obs.shape[:-1] or obs.shape[:-1] != log_preference.shape:
-        raise ValueError(f"states (..., H, n, d_s), obs (..., H, n, d_o) and log_preference (..., H, n) must "
-                         f"agree; got {tuple(states.shape)}, {tuple(obs.shape)}, {tuple(log_preference.shape)}")
-    h_s = continuous_entropy(states, estimator, k)
-    h_o = continuous_entropy(obs, estimator, k)
-    h_so = continuous_entropy(torch.cat([states, obs], dim=-1), estimator, k)
-    extrinsic = log_preference.mean(-1).sum(-1)
-    ambiguity_term = (h_so - h_s).sum(-1)
-    risk_term = -extrinsic - h_o.sum(-1)
-    return {"G": risk_term + ambiguity_term, "risk": risk_term, "ambiguity": ambiguity_term,
-            "extrinsic": extrinsic, "info_gain": (h_s + h_o - h_so).sum(-1)}

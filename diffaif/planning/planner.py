@@ -25,7 +25,7 @@ from diffaif.data.episodes import EpisodeData
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.continuous import ContinuousConfig
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
-                                  histogram, policy_posterior, row_codes, sampled_expected_free_energy, surprise)
+                                  histogram, policy_posterior, sampled_expected_free_energy, surprise)
 from diffaif.planning.policies import PolicyConfig, matching_rows, propose_policies
 from diffaif.planning.preferences import VectorPreference
 from diffaif.planning.value import TailValue
@@ -60,9 +60,10 @@ class PlannerConfig:
     # Run the net on context + 1 + horizon tokens instead of the model's full window: fewer tokens,
     # faster; right for models trained with ``train.crop_prob`` > 0, which have seen short windows.
     crop_window: bool = True
-    # MiniGrid: add a value learned from the data set for what follows the horizon (planning/value.py),
-    # the discounted risk of the best continuation seen after the last predicted observation
-    tail_value: bool = False
+    # Add a value learned from the data set for what follows the horizon (planning/value.py), the
+    # discounted risk of the best continuation seen after the last predicted observation; None: the
+    # task family's default (on for generic categorical tasks, off elsewhere)
+    tail_value: bool | None = None
     tail_discount: float = 0.95
     continuous: ContinuousConfig = field(default_factory=ContinuousConfig)  # control tasks (planning/continuous.py)
 
@@ -317,14 +318,15 @@ class FactoredEFEPlanner(InpaintingPlanner):
     States and observations are compared as whole vectors (``row_codes``); the EFE terms are the
     plug-in estimates of ``sampled_expected_free_energy``, with ``preference(o)`` the log-preference
     of each sampled observation vector (``VectorPreference``: a density over one factor, e.g. the
-    tile under the agent, optionally shaped). With ``config.tail_value``, G also counts the learned
+    tile under the agent, optionally shaped, or the reward received). An encoding without a hidden state
+    part is planned as an MDP over observations. With ``config.tail_value``, G also counts the learned
     value ``T(o_H)`` of the last predicted observation (``TailValue``), refitted by ``learn(data)``.
     """
 
     def __init__(self, model: WorldModel, preference: VectorPreference, config: PlannerConfig, seed: int = 0):
         enc = model.encoding
         for part in ("state", "obs"):
-            if enc.parts[part].kind != "categorical":
+            if part in enc.parts and enc.parts[part].kind != "categorical":
                 raise ValueError(f"FactoredEFEPlanner needs a categorical {part!r}, got {enc.parts[part].kind}")
         super().__init__(model, config, seed)
         self.obs_sizes = enc.parts["obs"].blocks
@@ -357,8 +359,10 @@ class FactoredEFEPlanner(InpaintingPlanner):
         known, mask = self._window(observations, actions, policies)
         samples = self._sample(known, mask, self.config.n_samples)       # (K, n, T, D)
         future = rearrange(samples[:, :, c + 1:c + 1 + horizon], "k n h d -> k h n d")
-        states, obs = self._decode(future, "state"), self._decode(future, "obs")   # (K, H, n, F)
-        terms = sampled_expected_free_energy(row_codes(states), row_codes(obs), self.preference(obs))
+        obs = self._decode(future, "obs")                                 # (K, H, n, F)
+        # without a hidden state part the observation is all there is (an MDP): no information gain
+        states = self._decode(future, "state") if self.model.encoding.has_state else None
+        terms = sampled_expected_free_energy(states, obs, self.preference(obs))
         if self.tail is not None:
             terms["tail"] = self.tail(obs[:, -1]).mean(-1)
             terms["G"] = terms["G"] + terms["tail"]
