@@ -150,7 +150,7 @@ def test_agent_refits_the_tail_value_after_each_episode(tmp_path):
 
 
 def test_tail_value_is_refused_where_it_is_not_implemented():
-    with pytest.raises(ValueError, match="MiniGrid only"):
+    with pytest.raises(ValueError, match="needs categorical observation vectors"):
         make_agent("aif", make_env("CartPole-v1"), seed=0, overrides={"planner": {"tail_value": True}})
     with pytest.raises(ValueError, match="tail_discount"):
         PlannerConfig(tail_discount=1.0)

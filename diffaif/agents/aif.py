@@ -26,7 +26,7 @@ import torch
 
 from diffaif.agents.base import Agent, env_steps
 from diffaif.config import build_config, preset_or_file, read_yaml, save_config, to_dict
-from diffaif.data.episodes import EpisodeData, load_episodes, save_episodes
+from diffaif.data.episodes import ABSENT_STATE, EpisodeData, load_episodes, model_view, save_episodes
 from diffaif.data.files import atomic_write_text
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import PRECISIONS, WorldModel
@@ -45,7 +45,8 @@ AGENT_CONFIG_FILE, WORLD_MODEL_CONFIG_FILE, AGENT_STATE_FILE, PLANNER_STATE_FILE
 @dataclass
 class AIFConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
-    model_preset: str = "tiny"                       # diffaif/configs/model/<preset>.yaml, or a .yaml path
+    model_preset: str | None = None                  # diffaif/configs/model/<preset>.yaml, a .yaml path, or
+                                                     # None: the task family's
     world_model: dict[str, Any] = field(default_factory=dict)   # overrides of that preset (model.*, train.*)
     # A saved world model (``<run>/model``; "{seed}" is replaced by the agent's seed) used instead of the
     # initial training; the run's ``episodes.npz`` becomes the agent's data set and its interaction budget.
@@ -97,15 +98,19 @@ class DiffusionAIFAgent(Agent):
         super().__init__(env, seed)
         self.config = build_config(AIFConfig, [to_dict(config or AIFConfig()), overrides]) if overrides else (config or AIFConfig())
         self.seed = 0 if seed is None else int(seed)
-        self.world_model_config = build_config(
-            WorldModelConfig, [preset_or_file("model", self.config.model_preset), self.config.world_model])
         self.task = task_planning(env, self.config.planner)
+        self.world_model_config = build_config(WorldModelConfig, [
+            preset_or_file("model", self.config.model_preset or self.task.model_preset), self.config.world_model])
+        if self.task.span > self.world_model_config.model.length:   # before any training, not after it
+            raise ValueError(f"planner context + 1 + horizon = {self.task.span} exceeds the world model's window "
+                             f"length {self.world_model_config.model.length} (model.length)")
         self.data: EpisodeData | None = None
         self.model: WorldModel | None = None
         self.ensemble: list[WorldModel] = []             # all members; self.model is the first
         self.planner: Planner | None = None
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None  # made on first training
         self._observations: list = []
+        self._received: list[float] = []                 # the reward received on arriving at each observation
         self._actions: list[int] = []
         self._last_plan = None
         self._last_ms = 0.0
@@ -129,7 +134,7 @@ class DiffusionAIFAgent(Agent):
         self.ensemble = list(models) if isinstance(models, list) else [models]
         self.model = self.ensemble[0]
         self.planner = self.task.make_planner(self.model if len(self.ensemble) == 1 else self.ensemble, self.seed)
-        self.planner.learn(self.data)
+        self.planner.learn(model_view(self.data, self.model.encoding))
 
     def train(self, steps: int | None = None) -> None:
         """(Re)train the world model on the data set; from the current weights when there are any."""
@@ -142,7 +147,7 @@ class DiffusionAIFAgent(Agent):
             self.run_dir = Path(tempfile.mkdtemp(prefix="diffaif-aif-"))
         # the first training fixes the encoding (and its data statistics); retraining keeps it
         encoding = self.model.encoding if self.model is not None else self.task.encoding(self.data)
-        models = [train_world_model(self.data, encoding, self.world_model_config.model,
+        models = [train_world_model(model_view(self.data, encoding), encoding, self.world_model_config.model,
                                     dataclasses.replace(train_cfg, seed=train_cfg.seed + 1000 * member),
                                     self.run_dir / (f"train{self.trainings}" + (f"_member{member}" if member else "")),
                                     init_model=self.ensemble[member] if member < len(self.ensemble) else None,
@@ -171,7 +176,7 @@ class DiffusionAIFAgent(Agent):
         used = 0
         while used < steps:
             obs, info = env.reset(seed=int(rng.integers(2**31)))
-            self._record_start(info["state"], obs)
+            self._record_start(info, obs)
             done, held = False, 0
             while not done and used < steps:
                 if held == 0:
@@ -182,12 +187,13 @@ class DiffusionAIFAgent(Agent):
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
                 done = terminated or truncated or used >= steps
                 self.data.append_transition(action, reward, terminated, done and not terminated,
-                                            info["state"], obs)
+                                            info.get("state", ABSENT_STATE), self.task.observation(obs))
         if self.model is None and used:
             self.train()
         return used
 
-    def _record_start(self, state: Any, observation: Any) -> None:
+    def _record_start(self, info: dict, observation: Any) -> None:
+        state, observation = info.get("state", ABSENT_STATE), self.task.observation(observation)
         if self.data is None:
             self.data = EpisodeData.empty(state, observation, self.action_space.sample())
         self.data.start_episode(state, observation)
@@ -196,27 +202,33 @@ class DiffusionAIFAgent(Agent):
     def reset(self, observation: Any, info: dict | None = None) -> None:
         if self.planner is None:
             raise RuntimeError("the world model is not trained: give the agent a warm-up budget or a pretrained model")
-        self._observations = [observation]
+        self._observations = [self.task.observation(observation)]
+        self._received = [float("nan")]
         self._actions = []
-        self._recording = info is not None and "state" in info
+        self._recording = info is not None
         if self._recording:  # grow the data set with the evaluated episodes (Algorithm 1, line 11)
-            self._record_start(info["state"], observation)
+            self._record_start(info, observation)
 
     def act(self, observation: Any) -> int:
         start = time.perf_counter()
-        plan = self.planner.plan(self._observations, self._actions)
+        plan = self.planner.plan(self.model.encoding.model_observations(self._observations, self._received),
+                                 self._actions)
         self._last_ms = 1000 * (time.perf_counter() - start)
         self._last_plan = plan
         return plan.action
 
     def observe(self, action: Any, reward: float, next_observation: Any, terminated: bool, truncated: bool,
                 info: dict | None = None) -> None:
+        next_observation = self.task.observation(next_observation)
         if self._last_plan is not None:
-            self._surprise.append(self._last_plan.surprise(action, next_observation))
+            seen = self.model.encoding.model_observations([next_observation], [reward])[0]
+            self._surprise.append(self._last_plan.surprise(action, seen))
         self._observations.append(next_observation)
+        self._received.append(float(reward))
         self._actions.append(action)
         if self._recording:
-            self.data.append_transition(action, reward, terminated, truncated, info["state"], next_observation)
+            self.data.append_transition(action, reward, terminated, truncated, (info or {}).get("state", ABSENT_STATE),
+                                        next_observation)
         self._since_retrain += 1
         done = terminated or truncated
         if done:
@@ -224,7 +236,7 @@ class DiffusionAIFAgent(Agent):
         if self._retrain_due(done):
             self.train(self.config.retrain_steps)   # also refits the planner on the grown data set
         elif done and self._recording:
-            self.planner.learn(self.data)
+            self.planner.learn(model_view(self.data, self.model.encoding))
 
     def _retrain_due(self, episode_done: bool) -> bool:
         """Whether the configured retraining rule fires after this step."""

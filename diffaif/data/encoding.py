@@ -10,6 +10,11 @@ One time step is one token ``concat(state, observation, action)``; a window of `
 - *continuous* of ``size`` dimensions: standardised ``(x - mean) / std`` with data-set statistics
   stored in the encoding, decoded by un-standardising.
 
+The hidden state is optional: an env that does not expose one (no ``info["state"]``) has
+observation-only steps. An observation part may also carry the *reward* received on arriving at the
+step (``PartSpec.reward_values``): the reward is then observed and modelled like any other entry, and a
+preference over it is the reward as log-preference.
+
 An *absent* value (a step before the episode started, or an unknown hidden state) is written as
 index ``-1`` for a categorical part and ``NaN`` for a continuous one; it encodes to the absent token
 (all entries -1, resp. all 0), which is no valid value, so the model can tell that the episode had
@@ -30,13 +35,19 @@ import numpy as np
 from einops import rearrange
 
 PARTS: tuple[str, ...] = ("state", "obs", "action")
+REQUIRED_PARTS: tuple[str, ...] = ("obs", "action")   # the hidden state is optional
 KINDS: tuple[str, ...] = ("categorical", "continuous")
 
 
 @dataclass(frozen=True)
 class PartSpec:
     """One part of a token: ``kind`` is "categorical" (``size`` values; ``factors`` splits them into
-    independent categorical entries of an integer vector) or "continuous" (``size`` dims)."""
+    independent categorical entries of an integer vector) or "continuous" (``size`` dims).
+
+    ``reward_values`` (observation only; None: no reward): the part's last entry is the reward received
+    on arriving at the step. Categorical: a factor over ``1 + len(reward_values)`` values, 0 for none
+    (an episode's first step) and k for ``reward_values[k - 1]``; continuous: one dimension (``()``).
+    """
 
     name: str
     kind: str
@@ -44,6 +55,7 @@ class PartSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     factors: tuple[int, ...] | None = None
+    reward_values: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.name not in PARTS:
@@ -63,6 +75,14 @@ class PartSpec:
                 raise ValueError(f"part {self.name!r}: only a categorical part has factors")
             if min(self.factors) < 1 or sum(self.factors) != self.size:
                 raise ValueError(f"part {self.name!r}: factors {self.factors} must be >= 1 and sum to size {self.size}")
+        if self.reward_values is not None:
+            if self.name != "obs":
+                raise ValueError(f"part {self.name!r}: only the observation carries the reward")
+            if self.kind == "categorical" and (self.factors is None or self.factors[-1] != len(self.reward_values) + 1):
+                raise ValueError(f"a categorical observation with {len(self.reward_values)} reward values needs a last "
+                                 f"factor of {len(self.reward_values) + 1} (none + each value), got {self.factors}")
+            if self.kind == "continuous" and self.reward_values:
+                raise ValueError("a continuous observation carries the reward as one dimension: reward_values ()")
 
     @property
     def blocks(self) -> tuple[int, ...]:
@@ -100,15 +120,18 @@ class TaskEncoding:
 
     def __init__(self, parts: Sequence[PartSpec], anchored: Sequence[int] = ()):
         names = [p.name for p in parts]
-        if sorted(names) != sorted(PARTS):
-            raise ValueError(f"an encoding needs exactly the parts {PARTS}, got {names}")
+        if len(set(names)) != len(names) or not set(REQUIRED_PARTS) <= set(names) <= set(PARTS):
+            raise ValueError(f"an encoding needs the parts {REQUIRED_PARTS} (and optionally 'state'), each once; "
+                             f"got {names}")
         self.parts = {p.name: p for p in parts}
         offsets = np.cumsum([0] + [p.size for p in parts])
         self._slices = {p.name: slice(int(a), int(b)) for p, a, b in zip(parts, offsets[:-1], offsets[1:])}
         self.dim = int(offsets[-1])
         self.anchored = tuple(int(j) for j in anchored)
         if self.anchored:
-            state, obs = self.parts["state"], self.parts["obs"]
+            state, obs = self.parts.get("state"), self.parts["obs"]
+            if state is None:
+                raise ValueError("anchored dimensions need a hidden state part")
             if state.kind != "continuous" or obs.kind != "continuous" or state.size != obs.size:
                 raise ValueError("anchored dimensions need a continuous state and observation of one size, got "
                                  f"state {state.kind}[{state.size}], obs {obs.kind}[{obs.size}]")
@@ -143,6 +166,10 @@ class TaskEncoding:
                 by_size.setdefault(size, []).append(np.arange(start, start + size))
                 start += size
         return [np.stack(blocks) for _, blocks in sorted(by_size.items())]
+
+    @property
+    def has_state(self) -> bool:
+        return "state" in self.parts
 
     @property
     def all_categorical(self) -> bool:
@@ -180,7 +207,8 @@ class TaskEncoding:
 
     def encode(self, states: Any, observations: Any, actions: Any) -> np.ndarray:
         """Tokens ``concat(s, o, a)`` of windows: arrays of shape (..., T) or (..., T, d) -> (..., T, dim)
-        float32 (anchored dimensions of s and o relative to ``window_offset(observations)``)."""
+        float32 (anchored dimensions of s and o relative to ``window_offset(observations)``). Without a
+        state part ``states`` is ignored (may be None)."""
         if self.anchored:
             offset = self.window_offset(observations)
             states = np.asarray(states, dtype=np.float64) - offset
@@ -224,6 +252,22 @@ class TaskEncoding:
             x = x.detach().cpu().numpy()
         return {name: self.decode_part(x, name, offset) for name in self.parts}
 
+    def model_observations(self, observations: Any, received: Any) -> np.ndarray:
+        """What the world model observes: the env's flat observations with the reward received on arriving
+        at each step appended (``PartSpec.reward_values``); unchanged when the observation has no reward.
+
+        observations (N,) or (N, d); received (N,) float, NaN where none was (an episode's first step)
+        → (N, F) int (categorical) or (N, d + 1) float.
+        """
+        spec = self.parts["obs"]
+        if spec.reward_values is None:
+            return observations
+        received = np.asarray(received, dtype=np.float64).reshape(-1)
+        obs = np.asarray(observations).reshape(len(received), -1)
+        if spec.kind == "categorical":
+            return np.concatenate([obs.astype(np.int64), reward_index(received, spec.reward_values)[:, None]], axis=1)
+        return np.concatenate([obs.astype(np.float64), received[:, None]], axis=1)
+
     def fitted(self, **values: np.ndarray) -> "TaskEncoding":
         """A copy whose continuous parts carry the mean/std of ``values[part]`` (shape (n, d)).
 
@@ -243,7 +287,8 @@ class TaskEncoding:
         return {"parts": [
             {"name": p.name, "kind": p.kind, "size": p.size,
              "mean": None if p.mean is None else list(p.mean), "std": None if p.std is None else list(p.std),
-             "factors": None if p.factors is None else list(p.factors)}
+             "factors": None if p.factors is None else list(p.factors),
+             "reward_values": None if p.reward_values is None else list(p.reward_values)}
             for p in self.parts.values()
         ], "anchored": list(self.anchored)}
 
@@ -253,7 +298,8 @@ class TaskEncoding:
             return cls([PartSpec(name=p["name"], kind=p["kind"], size=int(p["size"]),
                                  mean=None if p.get("mean") is None else tuple(p["mean"]),
                                  std=None if p.get("std") is None else tuple(p["std"]),
-                                 factors=None if p.get("factors") is None else tuple(p["factors"]))
+                                 factors=None if p.get("factors") is None else tuple(p["factors"]),
+                                 reward_values=None if p.get("reward_values") is None else tuple(p["reward_values"]))
                         for p in data["parts"]], anchored=data.get("anchored", ()))
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a TaskEncoding dict (missing or bad field {err}): {data!r}") from None
@@ -269,6 +315,77 @@ def space_part(name: str, space: Any) -> PartSpec:
         factors = tuple(int(n) for n in space.nvec)
         return PartSpec(name, "categorical", sum(factors), factors=factors)
     raise ValueError(f"part {name!r}: no categorical encoding of {space} (Discrete or 1-d MultiDiscrete from 0)")
+
+
+def reward_index(rewards: Any, values: Sequence[float]) -> np.ndarray:
+    """The reward category of each reward: 0 where none was received (NaN), else 1 + the index of the
+    nearest of ``values``. (N,) float → (N,) int64."""
+    rewards, values = np.asarray(rewards, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if not len(values):
+        raise ValueError("reward_index needs at least one reward value")
+    nearest = np.abs(np.nan_to_num(rewards)[:, None] - values[None, :]).argmin(-1)
+    return np.where(np.isnan(rewards), 0, 1 + nearest).astype(np.int64)
+
+
+def space_leaves(space: Any) -> list[Any]:
+    """The leaf spaces of a (nested) gymnasium space in flattening order: a Dict's entries by sorted key,
+    a Tuple's in order."""
+    kind = type(space).__name__
+    if kind == "Dict":
+        return [leaf for key in sorted(space.spaces) for leaf in space_leaves(space.spaces[key])]
+    if kind == "Tuple":
+        return [leaf for sub in space.spaces for leaf in space_leaves(sub)]
+    if kind in ("Discrete", "MultiDiscrete", "MultiBinary", "Box"):
+        return [space]
+    raise ValueError(f"no encoding of the space {space}: Discrete, MultiDiscrete, MultiBinary, Box, or a Dict/Tuple "
+                     f"of them")
+
+
+def _leaf_values(space: Any, x: Any) -> np.ndarray:
+    kind = type(space).__name__
+    if kind == "Dict":
+        return np.concatenate([_leaf_values(space.spaces[key], x[key]) for key in sorted(space.spaces)])
+    if kind == "Tuple":
+        return np.concatenate([_leaf_values(sub, item) for sub, item in zip(space.spaces, x)])
+    x = np.asarray(x).reshape(-1)
+    if kind in ("Discrete", "MultiDiscrete"):
+        return x.astype(np.int64) - np.asarray(space.start).reshape(-1)
+    return x.astype(np.int64) if kind == "MultiBinary" else x.astype(np.float64)
+
+
+def flat_observation(space: Any, x: Any) -> np.ndarray:
+    """One observation of ``space`` as a flat vector (``space_leaves`` order): category indices from 0
+    (int64) when every leaf is discrete, values (float64) when every leaf is a Box. → (d,)."""
+    continuous = space_kind(space) == "continuous"
+    values = _leaf_values(space, x)
+    return values.astype(np.float64) if continuous else values
+
+
+def space_kind(space: Any) -> str:
+    """"categorical" when every leaf of ``space`` is discrete, "continuous" when every leaf is a Box."""
+    kinds = {"continuous" if type(leaf).__name__ == "Box" else "categorical" for leaf in space_leaves(space)}
+    if len(kinds) > 1:
+        raise ValueError(f"the space {space} mixes discrete and continuous entries; diffaif encodes an observation "
+                         "as all categorical or all continuous (wrap the env to discretise or embed one kind)")
+    return kinds.pop()
+
+
+def observation_part(space: Any, reward_values: Sequence[float] | None) -> PartSpec:
+    """The observation part of ``space`` (flattened, ``flat_observation``) with the reward entry appended
+    when ``reward_values`` is given (categorical: its sorted distinct values; continuous: empty)."""
+    if space_kind(space) == "continuous":
+        size = sum(int(np.prod(leaf.shape)) for leaf in space_leaves(space))
+        extra = 0 if reward_values is None else 1
+        return PartSpec("obs", "continuous", size + extra, reward_values=None if reward_values is None else ())
+    factors = []
+    for leaf in space_leaves(space):
+        kind = type(leaf).__name__
+        factors += ([int(leaf.n)] if kind == "Discrete" else [int(n) for n in np.asarray(leaf.nvec).reshape(-1)]
+                    if kind == "MultiDiscrete" else [2] * int(np.prod(leaf.shape)))
+    if reward_values is not None:
+        reward_values = tuple(float(v) for v in reward_values)
+        factors.append(len(reward_values) + 1)
+    return PartSpec("obs", "categorical", sum(factors), factors=tuple(factors), reward_values=reward_values)
 
 
 def grid_encoding(env: Any) -> TaskEncoding:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +28,7 @@ from einops import rearrange
 from diffaif.data.encoding import TaskEncoding
 from diffaif.data.files import atomic_write
 
+ABSENT_STATE = -1   # the hidden state of an env that reports none (no ``info["state"]``)
 NPZ_KEYS: tuple[str, ...] = ("states", "observations", "actions", "rewards", "terminated", "truncated",
                              "episode_starts")
 
@@ -95,6 +96,12 @@ class EpisodeData:
         """(n_episodes,) bool: whether each episode ended by termination (its last action terminated)."""
         return np.array([b - a >= 2 and bool(self.terminated[b - 2]) for a, b in self.episode_bounds()], dtype=bool)
 
+    def received_rewards(self) -> np.ndarray:
+        """(N,) float: the reward received on arriving at each row, NaN on each episode's first row."""
+        received = np.concatenate([[np.nan], self.rewards[:-1]]).astype(np.float64)
+        received[self.episode_starts] = np.nan
+        return received
+
     def episode(self, index: int) -> dict[str, np.ndarray]:
         """The rows of one episode as a dict of the per-step arrays."""
         a, b = self.episode_bounds()[index]
@@ -132,6 +139,20 @@ class EpisodeData:
         self._append_row(next_state, next_observation)
 
 
+def model_view(data: EpisodeData, encoding: TaskEncoding) -> EpisodeData:
+    """``data`` as the world model observes it: each observation with the reward received on arriving
+    at it (``TaskEncoding.model_observations``). ``data`` itself when the encoding's observation carries
+    no reward, or when ``data`` already holds model observations (one entry more per row)."""
+    spec = encoding.parts["obs"]
+    if spec.reward_values is None:
+        return data
+    width = 1 if data.observations.ndim == 1 else data.observations.shape[-1]
+    if width == (spec.size if spec.kind == "continuous" else len(spec.factors)):
+        return data
+    observations = encoding.model_observations(data.observations, data.received_rewards())
+    return replace(data, observations=observations)
+
+
 def collect_episodes(env: Any, n_episodes: int | None = None,
                      policy: str | Callable[[Any, np.random.Generator], Any] = "random", seed: int = 0,
                      min_interactions: int | None = None) -> EpisodeData:
@@ -155,16 +176,14 @@ def collect_episodes(env: Any, n_episodes: int | None = None,
     data, e = None, 0
     while (e < n_episodes) if n_episodes is not None else (data is None or data.n_interactions < min_interactions):
         obs, info = env.reset(seed=seed + e)
-        if "state" not in info:
-            raise ValueError(f"env {env} does not report info['state']; the hidden state is needed for training")
         if data is None:
-            data = EpisodeData.empty(info["state"], obs, env.action_space.sample())
-        data.start_episode(info["state"], obs)
+            data = EpisodeData.empty(info.get("state", ABSENT_STATE), obs, env.action_space.sample())
+        data.start_episode(info.get("state", ABSENT_STATE), obs)
         done = False
         while not done:
             action = act(obs, rng)
             obs, reward, terminated, truncated, info = env.step(action)
-            data.append_transition(action, reward, terminated, truncated, info["state"], obs)
+            data.append_transition(action, reward, terminated, truncated, info.get("state", ABSENT_STATE), obs)
             done = terminated or truncated
         e += 1
     return data

@@ -569,7 +569,7 @@ def known_window(encoding: TaskEncoding, length: int, context: int, observations
     if policy.shape[0] != batch or context + horizon > length:
         raise ValueError(f"policy must be (B={batch}, h<={length - context}), got {policy.shape}")
     first = context - k + 1  # window index of the oldest known observation
-    values = {part: _blank(encoding, part, batch, length) for part in ("state", "obs", "action")}
+    values = {part: _blank(encoding, part, batch, length) for part in encoding.parts}
     values["obs"][:, first:context + 1] = observations
     values["action"][:, first:context] = past_actions
     values["action"][:, context:context + horizon] = policy
@@ -578,7 +578,7 @@ def known_window(encoding: TaskEncoding, length: int, context: int, observations
     steps_known["action"][:, first:context + horizon] = True
     for part in steps_known:
         steps_known[part][:, :first] = True  # absent tokens before the episode start
-    known = encoding.encode(values["state"], values["obs"], values["action"])
+    known = encoding.encode(values.get("state"), values["obs"], values["action"])
     mask = np.zeros(known.shape, dtype=bool)
     for part, rows in steps_known.items():
         mask[..., encoding.slice(part)] = rows[..., None]
