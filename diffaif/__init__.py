@@ -22,7 +22,7 @@ _EXPORTS = {
     "WorldModel": ("diffaif.model.world_model", "WorldModel"),
     "collect_episodes": ("diffaif.data.episodes", "collect_episodes"),
     "train_world_model": ("diffaif.model.train", "train_world_model"),
-    "task_encoding": ("diffaif.planning.tasks", "task_encoding"),
+    "task_encoding": ("diffaif.tasks", "task_encoding"),
     "compare": ("diffaif.experiments.compare", "compare"),
 }
 

@@ -196,7 +196,7 @@ def cmd_train(args) -> None:
     from diffaif.envs import make_env
     from diffaif.model import WorldModelConfig, train_world_model
     from diffaif.model.train import resume_state
-    from diffaif.planning.tasks import task_encoding
+    from diffaif.tasks import task_encoding
 
     out = Path(args.out)
     if args.resume:

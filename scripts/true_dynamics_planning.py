@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from diffaif.envs import make_env
-from diffaif.planning.continuous import ContinuousConfig, control_preference, propose_box_policies
+from diffaif.planning.continuous import ContinuousConfig, propose_box_policies
+from diffaif.tasks.control import control_preference
 from diffaif.planning.policies import CEMConfig, PolicyConfig, propose_policies
 
 

@@ -8,7 +8,7 @@ import torch
 from diffaif.envs import make_env
 from diffaif.planning.exact import exact_expected_free_energy, exact_predictions
 from diffaif.planning.policies import enumerate_policies
-from diffaif.planning.preferences import grid_log_preferences
+from diffaif.tasks.grid import grid_log_preferences
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
 

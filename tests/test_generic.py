@@ -13,7 +13,8 @@ from diffaif.data.encoding import (PartSpec, TaskEncoding, flat_observation, obs
 from diffaif.data.episodes import EpisodeData, model_view
 from diffaif.planning.continuous import RewardPreference
 from diffaif.planning.planner import FactoredEFEPlanner, PlannerConfig
-from diffaif.planning.tasks import generic_planning, reward_preference, reward_values, task_planning
+from diffaif.tasks import task_planning
+from diffaif.tasks.generic import generic_planning, reward_preference, reward_values
 
 LENGTH = 4   # chain cells 0..3; action 1 moves right, 0 left; reaching cell 3 pays 1 and ends the episode
 SPACES = {

@@ -24,7 +24,7 @@ from diffaif.planning.efe import factored_surprise, row_codes, sample_entropy, s
 from diffaif.planning.planner import FactoredEFEPlanner, PlannerConfig
 from diffaif.planning.policies import PolicyConfig
 from diffaif.planning.preferences import VectorPreference, outcome_log_preferences
-from diffaif.planning.tasks import task_planning
+from diffaif.tasks import task_planning
 
 EMPTY = "MiniGrid-Empty-5x5-v0"
 AIF_ENV = {"obs_floor": True, "obs_mode": "state"}

@@ -21,7 +21,7 @@ from diffaif.experiments.fidelity import efe_fidelity
 from diffaif.planning.exact import exact_expected_free_energy
 from diffaif.planning.planner import EFEPlanner, PlannerConfig, best_per_action
 from diffaif.planning.policies import PolicyConfig, enumerate_policies
-from diffaif.planning.preferences import grid_log_preferences
+from diffaif.tasks.grid import grid_log_preferences
 
 TINY_MODEL = {"model": {"width": 16, "depth": 1, "heads": 2, "length": 6},
               "train": {"steps": 3, "batch_size": 16, "warmup_steps": 0, "num_train_timesteps": 100,

@@ -16,7 +16,7 @@ from diffaif.envs.minigrid_task import CELL_NAMES
 from diffaif.planning.planner import FactoredEFEPlanner, PlannerConfig
 from diffaif.planning.policies import PolicyConfig
 from diffaif.planning.preferences import VectorPreference, outcome_log_preferences
-from diffaif.planning.tasks import task_planning
+from diffaif.tasks import task_planning
 from diffaif.planning.value import TailValue, observed_transitions, tail_values
 from test_minigrid_planning import AIF_ENV, TINY_MODEL, TINY_PLANNER, TrueRollouts
 

@@ -31,7 +31,7 @@ from diffaif.data.files import atomic_write_text
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import PRECISIONS, WorldModel
 from diffaif.planning.planner import PlannerConfig
-from diffaif.planning.tasks import Planner, task_planning
+from diffaif.tasks import Planner, task_planning
 
 RETRAIN_RULES = ("never", "episodes", "steps", "surprise")
 # Planner attributes its decisions depend on besides the model and the data set: the likelihood cache

@@ -171,7 +171,7 @@ def train_for_bench(config: BenchConfig, model_config: Any, run_dir: Path) -> tu
     from diffaif.data import collect_episodes
     from diffaif.envs import make_env
     from diffaif.model.train import WorldModelConfig, train_world_model
-    from diffaif.planning.tasks import task_encoding
+    from diffaif.tasks import task_encoding
 
     preset = build_config(WorldModelConfig, [preset_or_file("model", config.model_preset), config.world_model])
     steps = config.train_steps

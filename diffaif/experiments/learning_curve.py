@@ -57,7 +57,7 @@ def learning_curve(config: LearningCurveConfig) -> dict[str, Any]:
     from diffaif.envs import make_env
     from diffaif.model.evaluate import evaluate_any_world_model
     from diffaif.model.train import WorldModelConfig, train_world_model
-    from diffaif.planning.tasks import task_encoding
+    from diffaif.tasks import task_encoding
 
     torch.set_num_threads(config.threads)
     env = make_env(config.env, **config.env_options)
