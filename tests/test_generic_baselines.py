@@ -212,3 +212,18 @@ def test_compare_reports_frozenlake_success_from_rewards(tmp_path):
     for name in ("random", "qlearning"):  # success exactly when the return is 1
         agent = summary["agents"][name]
         assert agent["success_rate"] == pytest.approx(agent["return_mean"])
+
+
+def test_plain_ids_without_an_episode_cap_get_the_default_one():
+    from diffaif.envs import DEFAULT_MAX_EPISODE_STEPS
+
+    assert gym.spec("CliffWalking-v1").max_episode_steps is None
+    env = make_env("CliffWalking-v1")
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        *_, truncated, _ = env.step(0)  # up against the top wall: never terminates
+        steps += 1
+    assert steps == DEFAULT_MAX_EPISODE_STEPS
+    assert make_env("CliffWalking-v1", max_episode_steps=5).spec.max_episode_steps == 5
+    assert make_env("FrozenLake-v1").spec.max_episode_steps == 100  # a registered cap stays
