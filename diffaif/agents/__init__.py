@@ -8,7 +8,7 @@ settings live in the experiment presets); add an agent with
 from __future__ import annotations
 
 import importlib
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import gymnasium as gym
 
@@ -20,10 +20,11 @@ from diffaif.config import ConfigError, build_config
 
 class AgentSpec(NamedTuple):
     """An agent class built as ``agent_class(env, seed, config)``, or ``agent_class(env, seed)`` when
-    ``config_class`` is None (an agent without parameters). Either may be given as ``"module:Name"``,
+    ``config_class`` is None (an agent without parameters); ``agent_class`` may also be a function that
+    picks the class for the env (the oracle's ``make_oracle``). Either may be given as ``"module:Name"``,
     imported when the agent is first built, so comparing light agents never imports torch or SB3."""
 
-    agent_class: type[Agent] | str
+    agent_class: type[Agent] | Callable[..., Agent] | str
     config_class: type | str | None
 
 
@@ -38,12 +39,14 @@ def _resolve(reference: type | str | None) -> Any:
 AGENTS: dict[str, AgentSpec] = {
     "random": AgentSpec("diffaif.agents.random_agent:RandomAgent", None),
     "qlearning": AgentSpec("diffaif.agents.qlearning:QLearningAgent", "diffaif.agents.qlearning:QLearningConfig"),
-    "oracle": AgentSpec("diffaif.agents.oracle:OracleAgent", "diffaif.agents.oracle:OracleConfig"),
+    # the true model: value iteration on a diffaif grid's matrices or a gymnasium env's tabular P
+    "oracle": AgentSpec("diffaif.agents.oracle:make_oracle", "diffaif.agents.oracle:OracleConfig"),
     "aif": AgentSpec("diffaif.agents.aif:DiffusionAIFAgent", "diffaif.agents.aif:AIFConfig"),
     # MiniGrid: shortest paths on the true grid
     "bfs_oracle": AgentSpec("diffaif.agents.bfs_oracle:BFSOracleAgent", "diffaif.agents.bfs_oracle:BFSOracleConfig"),
-    # Stable-Baselines3 DQN and SAC (the `baselines` extra); SAC for Box actions
+    # Stable-Baselines3 DQN, PPO and SAC (the `baselines` extra); DQN for Discrete actions, SAC for Box
     "dqn": AgentSpec("diffaif.agents.dqn:DQNAgent", "diffaif.agents.dqn:DQNConfig"),
+    "ppo": AgentSpec("diffaif.agents.dqn:PPOAgent", "diffaif.agents.dqn:PPOConfig"),
     "sac": AgentSpec("diffaif.agents.dqn:SACAgent", "diffaif.agents.dqn:SACConfig"),
 }
 
@@ -98,7 +101,9 @@ _EXPORTS = {
     "BFSOracleAgent": "diffaif.agents.bfs_oracle", "BFSOracleConfig": "diffaif.agents.bfs_oracle",
     "DQNAgent": "diffaif.agents.dqn", "DQNConfig": "diffaif.agents.dqn",
     "SACAgent": "diffaif.agents.dqn", "SACConfig": "diffaif.agents.dqn",
+    "PPOAgent": "diffaif.agents.dqn", "PPOConfig": "diffaif.agents.dqn",
     "OracleAgent": "diffaif.agents.oracle", "OracleConfig": "diffaif.agents.oracle",
+    "TabularOracleAgent": "diffaif.agents.oracle", "make_oracle": "diffaif.agents.oracle",
     "bayes_filter_update": "diffaif.agents.oracle",
     "QLearningAgent": "diffaif.agents.qlearning", "QLearningConfig": "diffaif.agents.qlearning",
     "RandomAgent": "diffaif.agents.random_agent",
@@ -110,7 +115,7 @@ __getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 __all__ = [
     "AGENTS", "AGENT_ENV_DEFAULTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
-    "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "QLearningAgent", "QLearningConfig",
-    "RandomAgent", "SACAgent", "SACConfig", "agent_config", "agent_env_options", "bayes_filter_update", "env_steps",
-    "make_agent",
+    "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "PPOAgent", "PPOConfig", "QLearningAgent", "QLearningConfig",
+    "RandomAgent", "SACAgent", "SACConfig", "TabularOracleAgent", "agent_config", "agent_env_options", "bayes_filter_update", "env_steps",
+    "make_agent", "make_oracle",
 ]

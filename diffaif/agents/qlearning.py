@@ -1,9 +1,11 @@
 """Tabular Q-learning with ε-greedy exploration: the method paper's model-free baseline.
 
 The table is indexed by the observation (a cell index), so under partial observability the agent
-treats observations as states; observations of any other space (a MiniGrid view or hidden-state
-vector) get a table row on first sight, keyed by their values. It learns online, inside ``observe``,
-during every episode it plays, evaluated ones included, as the paper's baseline does.
+treats observations as states; observations of any other discrete space (MultiDiscrete, MultiBinary,
+an integer Box, a Tuple or Dict of those: a MiniGrid view, a hidden-state vector) get a table row on
+first sight, keyed by their values flattened to one hashable tuple (``observation_key``). A float Box
+observation has no table: the agent refuses it (use dqn or ppo). It learns online, inside
+``observe``, during every episode it plays, evaluated ones included, as the paper's baseline does.
 """
 from __future__ import annotations
 
@@ -72,6 +74,31 @@ def q_learning_target(reward: float, next_values: np.ndarray, discount: float, t
     return float(reward) if terminated else float(reward + discount * np.max(next_values))
 
 
+def discrete_space_problem(space: gym.Space) -> str | None:
+    """Why observations of ``space`` cannot key a table (a float Box somewhere in it), or None if they can."""
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+        return None
+    if isinstance(space, gym.spaces.Box):
+        return None if np.issubdtype(space.dtype, np.integer) else f"a {space.dtype} Box of shape {space.shape}"
+    if isinstance(space, (gym.spaces.Tuple, gym.spaces.Dict)):
+        parts = space.spaces.values() if isinstance(space, gym.spaces.Dict) else space.spaces
+        return next((problem for problem in map(discrete_space_problem, parts) if problem), None)
+    return f"a {type(space).__name__} space"
+
+
+def observation_key(space: gym.Space, observation: Any) -> tuple[int, ...]:
+    """``observation`` of the discrete ``space`` as one flat hashable tuple of ints.
+
+    Discrete: (value,); MultiDiscrete / MultiBinary / integer Box: the values in C order; Tuple: the
+    parts' keys concatenated; Dict: the same in the space's key order.
+    """
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(v for part, obs in zip(space.spaces, observation) for v in observation_key(part, obs))
+    if isinstance(space, gym.spaces.Dict):
+        return tuple(v for name, part in space.spaces.items() for v in observation_key(part, observation[name]))
+    return tuple(int(v) for v in np.asarray(observation).ravel().tolist())
+
+
 def argmax_random_tie(values: np.ndarray, rng: np.random.Generator) -> int:
     """Index of the largest entry of ``values`` (n,), chosen uniformly among ties."""
     best = np.flatnonzero(values == values.max())
@@ -92,6 +119,10 @@ class QLearningAgent(Agent):
         self.config = config if config is not None else QLearningConfig()
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise ValueError(f"QLearningAgent needs a Discrete action space, got {env.action_space}")
+        problem = discrete_space_problem(env.observation_space)
+        if problem is not None:
+            raise ValueError(f"QLearningAgent needs discrete observations to index its table, got {problem}: "
+                             f"use dqn or ppo")
         tabular = isinstance(env.observation_space, gym.spaces.Discrete)
         self.keys: dict[tuple, int] | None = None if tabular else {}
         rows = env.observation_space.n if tabular else 0
@@ -107,7 +138,7 @@ class QLearningAgent(Agent):
     def _index(self, observation: Any) -> int:
         if self.keys is None:
             return int(observation) - self.env.observation_space.start
-        key = tuple(np.asarray(observation).ravel().tolist())
+        key = observation_key(self.env.observation_space, observation)
         row = self.keys.get(key)
         if row is None:
             row = self.keys[key] = len(self.keys)
@@ -168,12 +199,15 @@ class QLearningAgent(Agent):
 
         ``deterministic`` acts greedily (ties at random), otherwise ε-greedy at the current ε.
         """
-        obs = np.asarray(observation)
-        batched = obs.ndim > np.ndim(self.env.observation_space.sample())
-        if batched and obs.shape[0] != 1:
-            raise ValueError(f"predict handles one environment at a time, got {obs.shape[0]} observations")
-        single = obs[0] if batched else obs
-        single = single.item() if single.ndim == 0 else single
+        if isinstance(self.env.observation_space, (gym.spaces.Tuple, gym.spaces.Dict)):
+            batched, single = False, observation  # one structured observation (no VecEnv batching)
+        else:
+            obs = np.asarray(observation)
+            batched = obs.ndim > np.ndim(self.env.observation_space.sample())
+            if batched and obs.shape[0] != 1:
+                raise ValueError(f"predict handles one environment at a time, got {obs.shape[0]} observations")
+            single = obs[0] if batched else obs
+            single = single.item() if single.ndim == 0 else single
         if deterministic:
             action = argmax_random_tie(self.q[self._index(single)], self.rng) + int(self.action_space.start)
         else:

@@ -8,6 +8,7 @@ import gymnasium as gym
 from diffaif.envs.control import CONTROL_IDS, ControlTask, is_control_id, make_control_task
 from diffaif.envs.grid import ACTION_NAMES, ACTIONS, GridWorld
 from diffaif.envs.minigrid_task import MiniGridTask, ShortestPaths, is_minigrid_id, make_minigrid_task
+from diffaif.envs.success import RewardSuccess
 
 # Observability level of each cell of the default 8x8 grid (1 = always observed correctly).
 # A dark basin in the middle: the direct diagonal path crosses it, the border stays lit.
@@ -35,6 +36,10 @@ TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+# Episode cap of a plain gymnasium id registered without one (CliffWalking): a policy that never
+# reaches the goal would otherwise run one episode forever.
+DEFAULT_MAX_EPISODE_STEPS = 1000
+
 for _name, (_gym_id, _kwargs) in TASKS.items():
     if _gym_id not in gym.registry:
         gym.register(id=_gym_id, entry_point="diffaif.envs.grid:GridWorld", kwargs=_kwargs)
@@ -47,7 +52,10 @@ def make_env(name: str, **overrides: Any) -> gym.Env:
     ``BabyAI-*``, or any id as ``minigrid:<id>``) return the ``MiniGridTask`` wrapper
     (``make_minigrid_task``: wrapper options and env options both go in ``overrides``). Classic-control
     ids (``CONTROL_IDS``, or any id as ``control:<id>``) return the ``ControlTask`` wrapper
-    (``make_control_task``: ``obs_noise`` and env options in ``overrides``).
+    (``make_control_task``: ``obs_noise`` and env options in ``overrides``). Any other registered
+    gymnasium id is wrapped in ``RewardSuccess`` (success: terminated with a positive reward, unless the
+    env sets ``info["success"]`` itself) and, if registered without an episode cap, gets
+    ``DEFAULT_MAX_EPISODE_STEPS`` (``max_episode_steps`` in ``overrides`` sets another).
     """
     if is_minigrid_id(name):
         return make_minigrid_task(name, **overrides)
@@ -59,14 +67,18 @@ def make_env(name: str, **overrides: Any) -> gym.Env:
         gym_id = name
     else:
         raise ValueError(f"unknown env {name!r}; valid choices: {sorted(TASKS)} or a registered gymnasium id")
+    is_grid = any(gym_id == grid_id for grid_id, _ in TASKS.values())  # the harness's own success rule
+    if not is_grid and gym.spec(gym_id).max_episode_steps is None:
+        overrides = {"max_episode_steps": DEFAULT_MAX_EPISODE_STEPS, **overrides}
     try:
-        return gym.make(gym_id, disable_env_checker=True, **overrides)
+        env = gym.make(gym_id, disable_env_checker=True, **overrides)
     except TypeError as err:
         if "unexpected keyword argument" not in str(err):
             raise
         spec = gym.spec(gym_id)
         raise ValueError(f"bad env option for {name!r}: {err}; default options: {sorted(spec.kwargs)}") from None
+    return env if is_grid else RewardSuccess(env)
 
 
-__all__ = ["ACTIONS", "ACTION_NAMES", "CONTROL_IDS", "ControlTask", "GRID8X8_OBSERVABILITY", "GridWorld",
-           "MiniGridTask", "ShortestPaths", "TASKS", "is_control_id", "is_minigrid_id", "make_control_task", "make_env", "make_minigrid_task"]
+__all__ = ["ACTIONS", "ACTION_NAMES", "CONTROL_IDS", "DEFAULT_MAX_EPISODE_STEPS", "ControlTask", "GRID8X8_OBSERVABILITY", "GridWorld",
+           "MiniGridTask", "RewardSuccess", "ShortestPaths", "TASKS", "is_control_id", "is_minigrid_id", "make_control_task", "make_env", "make_minigrid_task"]
