@@ -79,11 +79,19 @@ def default_out(suite: str, quick: bool) -> Path:
     return Path("runs") / "suite" / (f"{suite}_quick" if quick else suite)
 
 
-def _provenance(suite: str, quick: bool, command: Sequence[str] | None, began: float) -> dict[str, Any]:
-    from diffaif.experiments.bench import _git_commit
+class _Provenance:
+    """What ``summary.json`` records of a run: the suite, its command, the commit it began on (read once,
+    at the start) and the seconds so far."""
 
-    return {"suite": suite, "quick": quick, "command": shlex.join(command) if command else None,
-            "seconds": round(time.perf_counter() - began, 1), **_git_commit()}
+    def __init__(self, suite: str, quick: bool, command: Sequence[str] | None):
+        from diffaif.experiments.bench import _git_commit
+
+        self.began = time.perf_counter()
+        self.fixed = {"suite": suite, "quick": quick, "command": shlex.join(command) if command else None,
+                      **_git_commit()}
+
+    def record(self) -> dict[str, Any]:
+        return {**self.fixed, "seconds": round(time.perf_counter() - self.began, 1)}
 
 
 def _write(out: Path, summary: dict, table: str) -> None:
@@ -147,7 +155,7 @@ def plot_task_rows(path: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def _task_suite(out: Path, suite: str, quick: bool, configs: dict, command, began, run_one) -> dict:
+def _task_suite(out: Path, configs: dict, provenance: _Provenance, run_one) -> dict:
     rows: list[dict] = []
     tasks: dict[str, dict] = {}
     out.mkdir(parents=True, exist_ok=True)
@@ -155,7 +163,7 @@ def _task_suite(out: Path, suite: str, quick: bool, configs: dict, command, bega
         summary = run_one(task, config)
         tasks[task] = summary["agents"]
         rows += task_rows(task, summary)
-        result = {**_provenance(suite, quick, command, began), "rows": rows, "tasks": tasks}
+        result = {**provenance.record(), "rows": rows, "tasks": tasks}
         _write(out, result, format_task_rows(rows))
         plot_task_rows(out / "success.png", rows)
         print(format_task_rows(task_rows(task, summary)), flush=True)
@@ -168,7 +176,7 @@ def run_grid(out: Path, quick: bool = False, seeds: int | None = None, tasks: Se
     from diffaif.config import build_config, preset_path
     from diffaif.experiments.compare import CompareConfig, run_comparison, validate_comparison
 
-    began = time.perf_counter()
+    provenance = _Provenance("grid", quick, command)
     tasks = list(tasks or GRID_TASKS)
     _check_tasks(tasks, GRID_TASKS)
     configs = {}
@@ -177,7 +185,7 @@ def run_grid(out: Path, quick: bool = False, seeds: int | None = None, tasks: Se
         config = build_config(CompareConfig, layers, overrides)
         configs[task] = dataclasses.replace(config, out=str(out / task))
         validate_comparison(configs[task])
-    return _task_suite(out, "grid", quick, configs, command, began, lambda task, config: run_comparison(config))
+    return _task_suite(out, configs, provenance, lambda task, config: run_comparison(config))
 
 
 def _same_pretraining(record_file: Path, settings: dict) -> bool:
@@ -196,7 +204,7 @@ def run_minigrid(out: Path, quick: bool = False, seeds: int | None = None, tasks
     from diffaif.experiments.compare import CompareConfig, run_comparison, validate_comparison
     from diffaif.experiments.pretrain import RECORD_FILE, pretrain
 
-    began = time.perf_counter()
+    provenance = _Provenance("minigrid", quick, command)
     layers = [preset_path("experiments", "minigrid_ladder"), QUICK["minigrid"] if quick else {},
               {"compare": {"seeds": seeds}} if seeds else {}]
     ladder = build_config(LadderConfig, layers, overrides)
@@ -225,7 +233,7 @@ def run_minigrid(out: Path, quick: bool = False, seeds: int | None = None, tasks
             compare.agent.setdefault("aif", {}).update(pretrained=str(folder / "train0" / "model"), device=device)
         return run_comparison(compare)
 
-    return _task_suite(out, "minigrid", quick, configs, command, began, run_one)
+    return _task_suite(out, configs, provenance, run_one)
 
 
 # ---- control --------------------------------------------------------------------------------------------
@@ -348,7 +356,7 @@ def run_control(out: Path, quick: bool = False, seeds: int | None = None, tasks:
     from diffaif.config import build_config, preset_path
     from diffaif.experiments.compare import CompareConfig, validate_comparison
 
-    began = time.perf_counter()
+    provenance = _Provenance("control", quick, command)
     tasks = list(tasks or CONTROL_TASKS)
     _check_tasks(tasks, CONTROL_TASKS)
     configs = {}
@@ -372,7 +380,7 @@ def run_control(out: Path, quick: bool = False, seeds: int | None = None, tasks:
                                                                        out / f"{task}_{name}_published")
         results[task] = runs
         plot_returns(out / f"{task}_returns.png", task, runs)
-        summary = {**_provenance("control", quick, command, began), "tasks": results}
+        summary = {**provenance.record(), "tasks": results}
         _write(out, summary, format_control_rows(results))
         print(format_control_rows({task: runs}), flush=True)
     return summary
