@@ -7,6 +7,7 @@ validated, and no run directory is overwritten without ``--overwrite`` (``train 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import sys
@@ -20,6 +21,8 @@ from diffaif.config import ConfigError, build_config
 EPISODES_FILE = "episodes.npz"
 META_FILE = "meta.json"        # beside a collect's episodes: env, env options, policy, budget
 RUN_FILE = "run.json"          # in a training run: env, env options, data
+SAMPLER_KEYS = ("eta", "jump_length", "jump_n_sample", "guidance")   # eval-model's sampler overrides
+SUITES = ("grid", "minigrid", "control")   # diffaif.experiments.suite.SUITES (tests/test_suite.py checks)
 
 
 def _layers(args, **flags) -> list[dict]:
@@ -251,32 +254,147 @@ def cmd_eval_model(args) -> None:
     run = Path(args.run)
     out = _check_out_file(Path(args.out) if args.out else run / "eval_model.json")
     model = WorldModel.load(run / "model")
+    sampler = {key: getattr(args, key) for key in SAMPLER_KEYS if getattr(args, key) is not None}
+    if sampler:  # the saved model's sampler settings, replaced for this evaluation only
+        model.config = dataclasses.replace(model.config, **sampler)
     name, options = _run_env(run, args.env)
     env = make_env(name, **options)
     result = evaluate_any_world_model(model, env, n_episodes=args.episodes, horizon=args.horizon,
                                       n_samples=args.samples, steps=args.steps, mode=args.mode, seed=args.seed,
                                       context=args.context)
+    result["sampler"] = {"steps": args.steps or model.config.steps, "mode": args.mode or model.config.mode,
+                         **{key: getattr(model.config, key) for key in SAMPLER_KEYS}}
     _write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list) or len(v) <= 8}, indent=2))
 
 
-def cmd_plan(args) -> None:
-    from diffaif.agents import make_agent
-    from diffaif.envs import make_env
-    from diffaif.experiments.fidelity import efe_fidelity
+def _fidelity_report(env: Any, name: str):
+    """The fidelity report that fits the task: the exact EFE on grid tasks, the env's simulator on control
+    tasks; MiniGrid has neither (an error before any work)."""
+    from diffaif.experiments.fidelity import control_fidelity, efe_fidelity
 
+    if hasattr(env.unwrapped, "transition_matrix"):
+        return efe_fidelity
+    if hasattr(env, "simulate"):
+        return control_fidelity
+    raise ValueError(f"plan --fidelity compares the planner with the exact EFE (grid tasks) or with the env's "
+                     f"simulator (control tasks); {name} has neither")
+
+
+def cmd_plan(args) -> None:
     if not args.fidelity:
         raise ValueError("plan needs --fidelity (the only report it makes so far)")
+    if args.run:
+        result, out = _plan_on_run(args)
+    else:
+        result, out = _plan_after_warm_up(args)
+    _write_json(out, result)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
+
+
+def _plan_on_run(args) -> tuple[dict, Path]:
+    """``plan --run``: the AIF agent plans with the run's model (no retraining); overrides are agent keys."""
+    from diffaif.agents import make_agent
+    from diffaif.envs import make_env
+
     run = Path(args.run)
     out = _check_out_file(Path(args.out) if args.out else run / "fidelity.json")
     name, options = _run_env(run, args.env)
     env = make_env(name, **options)
+    report = _fidelity_report(env, name)
     overrides = {"pretrained": str(run / "model"), "retrain": "never"}
     overrides.update(OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides)))
-    agent = make_agent("aif", env, seed=args.seed, overrides=overrides)
-    result = efe_fidelity(agent, env, episodes=args.episodes, seed=args.seed)
-    _write_json(out, result)
-    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
+    seed = 0 if args.seed is None else args.seed
+    agent = make_agent("aif", env, seed=seed, overrides=overrides)
+    return {"env": name, "run": str(run), **report(agent, env, episodes=args.episodes, seed=seed)}, out
+
+
+def _plan_after_warm_up(args) -> tuple[dict, Path]:
+    """``plan --config``: the AIF agent of an experiment (its env options, warm-up budget and settings) is
+    built and warmed up as ``compare`` does for seed index 0, then plays ``--episodes`` episodes (reset
+    seeds as that seed's evaluated episodes); overrides are CompareConfig keys."""
+    import time
+
+    from diffaif.envs import make_env
+    from diffaif.experiments.compare import CompareConfig, derived_seed, seeded_agent
+
+    config = build_config(CompareConfig, _layers(args, env=args.env, seed=args.seed), args.overrides)
+    out = _check_out_file(Path(args.out) if args.out else Path("runs") / "fidelity" / f"{config.env}.json")
+    report = _fidelity_report(make_env(config.env, **config.env_kwargs), config.env)   # before the warm-up
+    env, agent = seeded_agent(config, "aif", 0)
+    began = time.perf_counter()
+    used = agent.warm_up(env, config.warmup_steps, seed=derived_seed(config.seed, 0, 1))
+    result = report(agent, env, episodes=args.episodes, seed=derived_seed(config.seed, 0, 0))
+    return {"env": config.env, "config": args.config, "overrides": args.overrides, "seed": config.seed,
+            "warmup_env_steps": used, "seconds": time.perf_counter() - began, **result}, out
+
+
+def cmd_bench(args) -> None:
+    from diffaif.experiments.bench import run_from_args
+
+    run_from_args(args)
+
+
+def cmd_suite(args) -> None:
+    from diffaif.experiments.suite import default_out, run_suite
+
+    control_only = [flag for flag, on in (("--skip-baseline", args.skip_baseline),
+                                          ("--published-budget", args.published_budget),
+                                          ("--published-only", args.published_only)) if on]
+    if control_only and args.suite != "control":
+        raise ValueError(f"{control_only[0]} is an option of the control suite, not of {args.suite}")
+    if args.device and args.suite != "minigrid":
+        raise ValueError(f"--device is an option of the minigrid suite (its pretraining), not of {args.suite}")
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    out = Path(args.out) if args.out else default_out(args.suite, args.quick)
+    if not args.published_only:   # which adds rows to an earlier run's
+        _check_new_run_dir(out, args.overwrite)
+    options = {"seeds": args.seeds, "overrides": args.overrides, "command": ["diffaif", "suite", *args.argv],
+               "tasks": [t for t in args.tasks.split(",") if t] if args.tasks else None}
+    if args.suite == "control":
+        options.update(baseline=not args.skip_baseline, published_budget=args.published_budget,
+                       published_only=args.published_only)
+    if args.suite == "minigrid":
+        options["device"] = args.device or _default_device()
+    run_suite(args.suite, out, quick=args.quick, **options)
+    print(f"wrote {out.resolve()}")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cmd_pretrain(args) -> None:
+    import shutil
+
+    from diffaif.experiments.pretrain import model_path, pretrain, resume_pretraining, run_dir
+
+    world_model = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
+    device = args.device or _default_device()
+    seeds = range(args.base_seed, args.base_seed + args.seeds)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    out = Path(args.out)
+    if args.resume:
+        if args.overwrite or args.interactions is not None or args.env:
+            raise ValueError("--resume trains the runs in --out on (to train.steps): give it neither --env, "
+                             "--interactions nor --overwrite")
+        for seed in seeds:
+            print(json.dumps(resume_pretraining(run_dir(out, seed), world_model, device)))
+        return
+    if not args.env or args.interactions is None:
+        raise ValueError("pretrain needs --env and --interactions (or --resume to train earlier runs on)")
+    _check_new_run_dir(out, args.overwrite, alternative=", or --resume to train it on")
+    options = _env_options(args.env_option)
+    for index, seed in enumerate(seeds):
+        shutil.rmtree(run_dir(out, seed), ignore_errors=True)   # --overwrite: this seed's earlier run
+        print(json.dumps(pretrain(args.env, options, args.interactions, run_dir(out, seed), seed_index=index,
+                                  base_seed=args.base_seed, model_preset=args.model, world_model=world_model,
+                                  device=device)))
+    print(f"models: {model_path(out.resolve(), '{seed}')} for seeds {list(seeds)}")
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -293,7 +411,7 @@ COMPARE_DEFAULTS = "env grid4x4, agents oracle,random,qlearning, 100 episodes, 5
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand but ``bench`` (its own: ``diffaif bench --help``); light to build."""
+    """The parser of every subcommand; light to build (imports neither torch nor the harness)."""
     from diffaif.agents import AGENTS
     from diffaif.config import preset_names
 
@@ -329,8 +447,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. seeds=1")
     p.set_defaults(func=cmd_demo)
 
-    add("bench", help="decision latency (median/p95) with its network-only floor, rollouts/s, training "
-                                 "windows/s, peak memory -> JSON; see `diffaif bench --help`")
+    p = add("bench", help="decision latency (median/p95) with its network-only floor, rollouts/s, training "
+                          "windows/s, peak memory -> JSON",
+            description="Bench the AIF agent's planner (diffaif.experiments.bench). Unset options: the "
+                        "--config's, else BenchConfig's.")
+    p.add_argument("--env", help="task (BenchConfig default grid4x4)")
+    p.add_argument("--pretrained", help="a saved WorldModel directory (default: train a tiny one for timing)")
+    p.add_argument("--model-preset", help="model preset trained when there is no --pretrained")
+    p.add_argument("--decisions", type=int, help="timed decisions")
+    p.add_argument("--warmup", type=int, help="untimed decisions first")
+    p.add_argument("--train-steps", type=int, help="training-throughput run (and the model's training without "
+                                                   "--pretrained); 0: skip")
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--grid-n-samples", type=int, nargs="+", metavar="N",
+                   help="bench every N (x every --grid-denoising-steps): one JSON per point beside --out, "
+                        "--out holds their headline figures")
+    p.add_argument("--grid-denoising-steps", type=int, nargs="+", metavar="S", help="denoising steps of the grid")
+    p.add_argument("--steps-curve", type=int, nargs="+", metavar="S",
+                   help="also k-step prediction accuracy and time per inpaint call at these denoising steps")
+    p.add_argument("--curve-episodes", type=int, help="held-out episodes of the --steps-curve")
+    p.add_argument("--curve-horizon", type=int, help="steps predicted ahead in the --steps-curve")
+    p.add_argument("--curve-samples", type=int, help="rollouts per window in the --steps-curve")
+    p.add_argument("--learning-curve", action="store_true",
+                   help="instead: world-model accuracy against training seconds on fixed data "
+                        "(diffaif.experiments.learning_curve; --config and overrides are then "
+                        "LearningCurveConfig keys, e.g. budgets_s=[30,120] env_options.obs_mode=state)")
+    p.add_argument("--out", help="JSON file (BenchConfig default runs/bench/bench.json)")
+    p.add_argument("--run-dir", help="keep the bench's training run here (default: a temporary folder)")
+    p.add_argument("--config", help="YAML file of BenchConfig keys")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. planner.n_samples=32 "
+                                                "planner.policies.kind=cem world_model.train.batch_size=128")
+    p.set_defaults(func=cmd_bench)
+
+    p = add("suite", help="run a results suite -> summary.json, table.md and plots (docs/results quote them)",
+            description="Run a results suite (diffaif.experiments.suite): grid = the grid4x4 and grid8x8 "
+                        "presets; minigrid = the MiniGrid ladder (preset minigrid_ladder); control = "
+                        "CartPole, Pendulum, MountainCar with same-budget SB3 baselines.")
+    p.add_argument("suite", choices=SUITES)
+    p.add_argument("--quick", action="store_true", help="a smoke run: one seed, tiny budgets, a few minutes")
+    p.add_argument("--out", help="output folder (default: runs/suite/<suite>, runs/suite/<suite>_quick)")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
+    p.add_argument("--seeds", type=int, help="seeds per agent (default: the presets')")
+    p.add_argument("--tasks", help="comma-separated subset: grid4x4,grid8x8 / MiniGrid ids / "
+                                   "cartpole,pendulum,mountaincar")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="minigrid: where the world models are trained "
+                                                             "and plan (default: cuda if there is one)")
+    p.add_argument("--skip-baseline", action="store_true", help="control: no same-budget baseline")
+    p.add_argument("--published-budget", action="store_true",
+                   help="control: also the SB3 baseline at rl-baselines3-zoo's budget")
+    p.add_argument("--published-only", action="store_true",
+                   help="control: only that baseline, added to the rows already in --out")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of every task's CompareConfig (grid, control) "
+                                                "or of the ladder's keys (minigrid: compare.episodes=5)")
+    p.set_defaults(func=cmd_suite)
+
+    p = add("pretrain", help="the AIF agent's warm-up (random interactions, world-model training) ahead of a "
+                             "comparison -> <out>/seed<seed>/train0/model",
+            description="Seed s does what `diffaif compare seed=B` does for seed B+s: compare later with "
+                        "agent.aif.pretrained=<out>/seed{seed}/train0/model (the agent fills in {seed}).")
+    p.add_argument("--env", help="grid4x4, grid8x8, a MiniGrid id or a gymnasium id")
+    p.add_argument("--env-option", action="append", metavar="KEY=VALUE", help=env_option)
+    p.add_argument("--interactions", type=int, help="random-policy warm-up env steps per seed")
+    p.add_argument("--seeds", type=int, default=1, help="seeds: B, B+1, ...")
+    p.add_argument("--base-seed", type=int, default=0, help="B: the comparison's seed")
+    p.add_argument("--model", default="tiny", help=f"a model preset {preset_names('model')} or a .yaml path")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if there is one")
+    p.add_argument("--resume", action="store_true", help="train the seeds' runs in --out on to train.steps")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
+    p.add_argument("overrides", nargs="*", help="world-model overrides, e.g. train.steps=500")
+    p.set_defaults(func=cmd_pretrain)
 
     p = add("collect", help="roll out a behaviour policy and store episodes (.npz)")
     p.add_argument("--env", required=True, help="grid4x4, grid8x8, a MiniGrid id or a gymnasium id")
@@ -366,18 +554,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=16, help="rollouts per window")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--mode", choices=["masked", "repaint"], help="inpainting mode (default: the model's)")
+    p.add_argument("--eta", type=float, help="DDIM eta (default: the model's)")
+    p.add_argument("--jump-length", type=int, help="RePaint jump length (default: the model's)")
+    p.add_argument("--jump-n-sample", type=int, help="RePaint resamplings per jump (default: the model's)")
+    p.add_argument("--guidance", type=float, help="reconstruction-guidance weight (default: the model's)")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the held-out episodes")
     p.add_argument("--out", help="JSON file (default: <run>/eval_model.json)")
     p.set_defaults(func=cmd_eval_model)
 
-    p = add("plan", help="EFE planning with a trained model; --fidelity compares with the exact EFE")
-    p.add_argument("--run", required=True, help="a train run directory")
-    p.add_argument("--env", help="default: the env (and env options) in the run's run.json")
-    p.add_argument("--fidelity", action="store_true", help="compare the planner's EFE with the exact EFE")
+    p = add("plan", help="EFE planning with a trained model; --fidelity compares it with the exact EFE (grid "
+                         "tasks) or the env's simulator (control tasks)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a train run directory: plan with its model (overrides: AIF agent keys)")
+    source.add_argument("--config", help=f"instead: {experiments}; its AIF agent is warmed up as compare does "
+                                         "for the first seed (overrides: CompareConfig keys)")
+    p.add_argument("--env", help="default: the env (and env options) in the run's run.json, or the --config's")
+    p.add_argument("--fidelity", action="store_true", help="compare the planner's EFE with the exact EFE (grid) "
+                                                           "or its predictions with the simulator's (control)")
     p.add_argument("--episodes", type=int, default=10, help="episodes planned")
-    p.add_argument("--seed", type=int, default=0, help="seed of the agent and the resets")
-    p.add_argument("--out", help="JSON file (default: <run>/fidelity.json)")
-    p.add_argument("overrides", nargs="*", help="AIF agent overrides, e.g. planner.n_samples=32")
+    p.add_argument("--seed", type=int, help="--run: seed of the agent and the resets (default 0); --config: "
+                                            "the comparison's seed")
+    p.add_argument("--out", help="JSON file (default: <run>/fidelity.json, runs/fidelity/<env>.json)")
+    p.add_argument("overrides", nargs="*", help="e.g. planner.n_samples=32 (--run), agent.aif.ensemble=1 "
+                                                "(--config)")
     p.set_defaults(func=cmd_plan)
     return parser
 
@@ -397,13 +596,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = [arg for arg in argv if arg != "--debug"]
     command = argv[0] if argv else None
     try:
-        if command == "bench":  # its own parser (diffaif.experiments.bench.build_parser)
-            from diffaif.experiments.bench import main as bench_main
-
-            bench_main(argv[1:])
-        else:
-            args = build_parser().parse_args(argv)
-            args.func(args)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # argparse gives a positional ``overrides`` (nargs *) nothing when another positional came before an
+        # option (``suite grid --quick key=value``): the key=value words left over are overrides too
+        if extra and isinstance(getattr(args, "overrides", None), list) and \
+                all("=" in word and not word.startswith("-") for word in extra):
+            args.overrides, extra = [*args.overrides, *extra], []
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.argv = argv[1:]   # what a suite records as its command
+        args.func(args)
     except KeyboardInterrupt:
         if debug:
             raise

@@ -72,6 +72,27 @@ def test_cli_main_on_a_pretrained_model(bench, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[0])["N"] == 3
 
 
+def test_cli_bench_over_a_grid_of_samples_and_steps(bench, tmp_path):
+    _, _, folder = bench
+    out = tmp_path / "grid.json"
+    code = main(["bench", "--pretrained", str(folder / "train" / "model"), "--decisions", "2", "--warmup", "1",
+                 "--train-steps", "0", "--grid-n-samples", "2", "3", "--grid-denoising-steps", "1",
+                 "--steps-curve", "1", "--curve-episodes", "2", "--curve-horizon", "2", "--curve-samples", "2",
+                 "--out", str(out), "planner.context=1", "planner.policies.horizon=1", "planner.likelihood_samples=4"])
+    assert code == 0
+    summary = json.loads(out.read_text())
+    assert [(line["file"], line["N"], line["S"]) for line in summary] == [("grid_N2_S1.json", 2, 1),
+                                                                           ("grid_N3_S1.json", 3, 1)]
+    first = json.loads((tmp_path / "grid_N2_S1.json").read_text())
+    assert [p["steps"] for p in first["denoising_curve"]["points"]] == [1]   # the curve once, on the first point
+    assert "denoising_curve" not in json.loads((tmp_path / "grid_N3_S1.json").read_text())
+
+
+def test_cli_bench_learning_curve_refuses_the_grid(capsys):
+    assert main(["bench", "--learning-curve", "--grid-n-samples", "2"]) == 2
+    assert "--grid-n-samples" in capsys.readouterr().err
+
+
 def test_cli_main_rejects_bad_config(capsys):
     assert main(["bench", "--device", "cpu", "--decisions", "1"]) == 2
     assert capsys.readouterr().err == "diffaif bench: error: decisions must be >= 2, warmup and floor_repeats >= 1\n"

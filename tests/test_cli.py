@@ -153,3 +153,57 @@ def test_parallel_seeds_write_the_same_results(tmp_path):
     assert main([*argv, "--workers", "2", "--out", str(tmp_path / "w2")]) == 0
     for name in ("summary.json", "episodes.csv", "steps.jsonl"):
         assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text(), name
+
+
+def test_eval_model_takes_the_sampler_overrides(run):
+    out = run / "eval_eta.json"
+    assert main(["eval-model", "--run", str(run / "run"), "--episodes", "2", "--horizon", "2", "--samples", "2",
+                 "--steps", "2", "--eta", "0.5", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["sampler"]["eta"] == 0.5
+
+
+CONTROL_AIF = {"world_model": {"model": {"length": 5, "width": 32, "depth": 1, "heads": 2},
+                               "train": {"steps": 30, "batch_size": 32, "warmup_steps": 5, "left_pad": 1}},
+               "planner": {"policies": {"kind": "cem", "horizon": 3, "n_candidates": 6,
+                                        "cem": {"n_elite": 2, "iterations": 2}},
+                           "context": 1, "n_samples": 8, "denoising_steps": 2},
+               "model_preset": "control", "retrain": "never"}
+
+
+def test_plan_fidelity_on_a_control_task_after_the_warm_up(tmp_path):
+    import yaml
+
+    from diffaif.config import ConfigError
+
+    config = tmp_path / "cartpole.yaml"
+    config.write_text(yaml.safe_dump({"env": "CartPole-v1", "warmup_steps": 40, "env_kwargs": {"max_episode_steps": 3},
+                                      "agent": {"aif": {**CONTROL_AIF, "run_dir": str(tmp_path / "aif")}}}))
+    out = tmp_path / "f.json"
+    assert main(["plan", "--fidelity", "--config", str(config), "--episodes", "1", "--out", str(out), "seed=2"]) == 0
+    result = json.loads(out.read_text())
+    assert result["decisions"] == 3 and result["warmup_env_steps"] == 40 and result["seed"] == 2
+    assert np.array(result["prediction_error"]).shape == (3, 4)
+    with pytest.raises(ConfigError, match="no_such_key"):
+        main(["--debug", "plan", "--fidelity", "--config", str(config), "--out", str(tmp_path / "g.json"),
+              "no_such_key=1"])
+
+
+def test_plan_fidelity_on_a_control_run(tmp_path):
+    short = ["--env", "Pendulum-v1", "--env-option", "max_episode_steps=8"]
+    assert main(["collect", *short, "--episodes", "3", "--out", str(tmp_path / "data")]) == 0
+    assert main(["train", *short, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                 "--model", "control", *TINY]) == 0
+    assert main(["plan", "--fidelity", "--run", str(tmp_path / "run"), "--episodes", "1",
+                 "planner.n_samples=2", "planner.denoising_steps=1", "planner.context=1",
+                 "planner.policies.kind=random", "planner.policies.horizon=2", "planner.policies.n_candidates=4"]) == 0
+    result = json.loads((tmp_path / "run" / "fidelity.json").read_text())
+    assert result["decisions"] == 8 and np.array(result["prediction_error"]).shape == (2, 3)
+
+
+def test_plan_fidelity_on_minigrid_is_one_clear_line(tmp_path, capsys):
+    config = tmp_path / "minigrid.yaml"
+    config.write_text("env: MiniGrid-Empty-5x5-v0\nagents: [aif]\n")
+    assert main(["plan", "--fidelity", "--config", str(config), "--out", str(tmp_path / "f.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "MiniGrid-Empty-5x5-v0 has neither" in err
+    assert not (tmp_path / "f.json").exists()

@@ -1,13 +1,11 @@
 """Classic control: adapter, preferences, continuous EFE terms, planner, SAC baseline (fast, CPU)."""
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from diffaif.agents import AGENTS, agent_config, make_agent
 from diffaif.config import ConfigError
@@ -504,16 +502,3 @@ def test_true_dynamics_reference_planner(monkeypatch):
     (box,) = reference.run("Pendulum-v1", action_repeat=4, horizon=2, candidates=4, episodes=1, seed=0, proposer="cem",
                            cem=CEMConfig(n_elite=2, iterations=1))
     assert box["env_steps"] == 200 and -16.3 * 200 < box["return"] < 0  # Box torques; reward in [-16.27, 0] per step
-
-
-def test_control_fidelity_script_writes_json(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
-    import control_fidelity as script
-    config = tmp_path / "cartpole.yaml"
-    config.write_text(yaml.safe_dump({"env": "CartPole-v1", "warmup_steps": 40, "env_kwargs": {"max_episode_steps": 3},
-                                      "agent": {"aif": {**TINY_AIF, "run_dir": str(tmp_path / "aif")}}}))
-    result = script.main(["--config", str(config), "--episodes", "1", "--out", str(tmp_path / "f.json"), "seed=2"])
-    assert json.loads((tmp_path / "f.json").read_text())["decisions"] == result["decisions"] == 3
-    assert result["warmup_env_steps"] == 40 and np.array(result["prediction_error"]).shape == (3, 4)
-    with pytest.raises(ConfigError, match="no_such_key"):
-        script.main(["--config", str(config), "--out", str(tmp_path / "g.json"), "no_such_key=1"])

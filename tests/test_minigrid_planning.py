@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -236,23 +235,3 @@ def test_compare_gives_each_agent_its_own_observation(tmp_path):
                         out=str(tmp_path), progress=False)
     with pytest.raises(ValueError, match="unknown agents"):
         run_comparison(bad)
-
-
-def test_minigrid_ladder_script_tiny(tmp_path, monkeypatch):
-    sys.path.insert(0, "scripts")
-    import minigrid_ladder
-    world_model = json.dumps(TINY_MODEL).replace('"', "")
-    monkeypatch.setattr(sys, "argv", [
-        "minigrid_ladder.py", "--tasks", EMPTY, "--device", "cpu", f"out={tmp_path}", "pretrain_interactions=60",
-        f"world_model={world_model}", "compare.episodes=1", "compare.seeds=1", "compare.warmup_steps=60",
-        "compare.agents=[aif,random,bfs_oracle]", "compare.env_kwargs.max_steps=5",
-        "compare.agent.aif.planner.policies.horizon=3", "compare.agent.aif.planner.policies.n_candidates=2",
-        "compare.agent.aif.planner.policies.n_random=2", "compare.agent.aif.planner.n_samples=2",
-        "compare.agent.aif.planner.denoising_steps=1"])
-    minigrid_ladder.main()
-    rows = json.loads((tmp_path / "ladder.json").read_text())
-    by_agent = {r["agent"]: r for r in rows}
-    assert set(by_agent) == {"aif", "random", "bfs_oracle"}
-    assert by_agent["aif"]["env_steps"] >= 60                    # the world model's data is charged
-    assert by_agent["bfs_oracle"]["steps_over_oracle"] == 1.0
-    assert (tmp_path / "ladder.md").read_text().startswith("| task |")

@@ -2,8 +2,6 @@
 nearest-neighbour lookup, and the planner with a tail value on true rollouts of MiniGrid."""
 from __future__ import annotations
 
-import json
-import sys
 
 import numpy as np
 import pytest
@@ -154,23 +152,3 @@ def test_tail_value_is_refused_where_it_is_not_implemented():
         make_agent("aif", make_env("CartPole-v1"), seed=0, overrides={"planner": {"tail_value": True}})
     with pytest.raises(ValueError, match="tail_discount"):
         PlannerConfig(tail_discount=1.0)
-
-
-def test_pretrain_script_trains_and_resumes(tmp_path, monkeypatch):
-    sys.path.insert(0, "scripts")
-    import pretrain_world_models
-    model = ["model.width=16", "model.depth=1", "model.heads=2", "model.length=6", "train.batch_size=8",
-             "train.warmup_steps=0", "train.num_train_timesteps=100", "train.checkpoint_interval=10"]
-    common = ["pretrain_world_models.py", "--env", "MiniGrid-Empty-5x5-v0", "--env-option", "obs_floor=true",
-              "--env-option", "obs_mode=state", "--model", "minigrid_tiny", "--device", "cpu", "--out", str(tmp_path)]
-    monkeypatch.setattr(sys, "argv", common + ["--interactions", "40", "train.steps=3"] + model)
-    pretrain_world_models.main()
-    monkeypatch.setattr(sys, "argv", common + ["--resume", "train.steps=5"] + model)
-    pretrain_world_models.main()
-    run = tmp_path / "seed0"
-    steps = [json.loads(line)["step"] for line in (run / "train0" / "metrics.jsonl").read_text().splitlines()]
-    assert steps[-1] == 5 and sorted(set(steps)) == steps
-    assert json.loads((run / "pretrain.json").read_text())["resumed"][0]["to_steps"] == 5
-    monkeypatch.setattr(sys, "argv", common + ["--resume", "--interactions", "40"])
-    with pytest.raises(SystemExit):
-        pretrain_world_models.main()

@@ -21,11 +21,11 @@
 
 Every figure is stored with the configuration it was measured under (K, N, S, H, window tokens,
 threads, device, versions). ``denoising_curve`` gives k-step prediction accuracy and time per inpaint
-call for several denoising-step counts, to choose the planner's default. ``main(argv)`` is the CLI.
+call for several denoising-step counts, to choose the planner's default. ``run_from_args`` is
+``diffaif bench``; ``run_bench_grid`` runs the bench over a grid of (N, S).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -472,44 +472,53 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="diffaif bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--env")
-    parser.add_argument("--pretrained", help="a saved WorldModel directory (default: train a tiny one for timing)")
-    parser.add_argument("--model-preset", dest="model_preset")
-    parser.add_argument("--decisions", type=int)
-    parser.add_argument("--warmup", type=int)
-    parser.add_argument("--train-steps", dest="train_steps", type=int)
-    parser.add_argument("--device", choices=DEVICES)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--steps-curve", dest="steps_curve", type=int, nargs="+",
-                        help="also the accuracy/time curve over these denoising steps")
-    parser.add_argument("--learning-curve", dest="learning_curve", action="store_true",
-                        help="instead: world-model accuracy against training seconds on fixed data "
-                             "(diffaif.experiments.learning_curve; --config and overrides are then "
-                             "LearningCurveConfig keys, e.g. budgets_s=[30,120] env_options.obs_mode=state)")
-    parser.add_argument("--out")
-    parser.add_argument("--config", help="YAML file of BenchConfig keys")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. planner.n_samples=32 "
-                                                     "planner.policies.kind=cem world_model.train.batch_size=128")
-    return parser
+def run_bench_grid(config: BenchConfig, n_samples: Sequence[int], denoising_steps: Sequence[int]) -> list[dict]:
+    """``run_bench`` at every (N samples, S denoising steps) of the grid (an empty list: the config's
+    value). Each point's JSON is written beside ``config.out`` as ``<stem>_N<n>_S<s>.json``, and
+    ``config.out`` itself holds the list of the points' headline figures. Only the first point times
+    training (and adds the ``steps_curve``); without ``pretrained`` it trains the model into ``run_dir``
+    (default ``<stem>_model`` beside ``config.out``) and the other points plan with it. → that list."""
+    from diffaif.data.files import atomic_write_text, check_writable
+
+    if not config.out:
+        raise ValueError("a --grid-n-samples / --grid-denoising-steps grid needs --out (the summary file)")
+    out = Path(config.out)
+    check_writable(out)
+    stem = out.with_suffix("")
+    run_dir = config.run_dir or (str(stem) + "_model" if config.pretrained is None else None)
+    summary: list[dict] = []
+    for i, (n, s) in enumerate((n, s) for n in (n_samples or [None]) for s in (denoising_steps or [None])):
+        planner = {**config.planner, **({"n_samples": n} if n else {}), **({"denoising_steps": s} if s else {})}
+        point = Path(f"{stem}" + (f"_N{n}" if n else "") + (f"_S{s}" if s else "") + ".json")
+        point_config = dataclasses.replace(config, planner=planner, out=str(point), run_dir=run_dir,
+                                           train_steps=config.train_steps if i == 0 else 0,
+                                           steps_curve=config.steps_curve if i == 0 else [])
+        if i > 0 and config.pretrained is None:   # trained on the first point: plan with that model
+            point_config = dataclasses.replace(point_config, pretrained=str(Path(run_dir) / "model"), run_dir=None)
+        result = run_bench(point_config)
+        summary.append({"file": point.name, **headline(result)})
+        print(json.dumps(summary[-1]), flush=True)
+    atomic_write_text(out, json.dumps(summary, indent=2))
+    return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``diffaif bench``: run the bench, print the headline figures, write the JSON. Errors are raised for
-    the command line's boundary (``diffaif.cli.main``) to report."""
-    args = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items()
-             if k not in ("config", "overrides", "learning_curve") and v is not None}
+def run_from_args(args: Any) -> None:
+    """``diffaif bench`` (its options: ``diffaif.cli.build_parser``): run the bench, print the headline
+    figures, write the JSON. Errors are raised for the command line's boundary to report."""
+    grid = {"n_samples": args.grid_n_samples or [], "denoising_steps": args.grid_denoising_steps or []}
+    keys = ("env", "pretrained", "model_preset", "decisions", "warmup", "train_steps", "device", "threads", "seed",
+            "steps_curve", "curve_episodes", "curve_horizon", "curve_samples", "out", "run_dir")
+    flags = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     layers = ([args.config] if args.config else []) + [flags]
     if args.learning_curve:
         from diffaif.experiments.learning_curve import LearningCurveConfig, run_learning_curve
 
         curve_flags = {k: v for k, v in flags.items() if k in ("env", "model_preset", "threads", "seed", "out")}
-        if set(flags) - set(curve_flags):
-            raise ValueError(f"--learning-curve takes --env, --model-preset, --threads, --seed and --out, not "
-                             f"{sorted('--' + k.replace('_', '-') for k in set(flags) - set(curve_flags))}")
+        refused = sorted("--" + k.replace("_", "-") for k in set(flags) - set(curve_flags))
+        refused += [f"--grid-{k.replace('_', '-')}" for k, v in grid.items() if v]
+        if refused:
+            raise ValueError(f"--learning-curve takes --env, --model-preset, --threads, --seed and --out, "
+                             f"not {refused}")
         config = build_config(LearningCurveConfig, layers[:-1] + [curve_flags], args.overrides)
         result = run_learning_curve(config)
         for point in result["points"]:
@@ -519,7 +528,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {Path(config.out).resolve()}")
         return
     config = build_config(BenchConfig, layers, args.overrides)
+    if grid["n_samples"] or grid["denoising_steps"]:
+        run_bench_grid(config, grid["n_samples"], grid["denoising_steps"])
+        print(f"wrote {Path(config.out).resolve()} and its points beside it")
+        return
     result = run_bench(config)
     print(json.dumps(headline(result)))
+    for point in result.get("denoising_curve", {}).get("points", []):
+        print(json.dumps({"steps": point["steps"], "obs_accuracy": [round(a, 3) for a in point["obs_accuracy"]],
+                          "seconds_per_call": round(point["seconds_per_call"], 4)}))
     if config.out:
         print(f"wrote {Path(config.out).resolve()}")
