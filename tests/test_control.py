@@ -1,7 +1,6 @@
 """Classic control: adapter, preferences, continuous EFE terms, planner, SAC baseline (fast, CPU)."""
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -477,9 +476,20 @@ def test_harness_reports_returns_on_continuous_actions(tmp_path):
     assert random["return_mean"] < 0 and random["return_std"] >= 0 and random["env_steps"] == 10
 
 
-def test_true_dynamics_reference_planner(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
-    import true_dynamics_planning as reference
+def play(agent, env, seed: int = 0) -> tuple[float, int, dict, np.ndarray]:
+    """One episode of ``agent`` on ``env`` → (return, env steps, last info, last observation)."""
+    obs, info = env.reset(seed=seed)
+    agent.reset(obs, info)
+    total, steps, done = 0.0, 0, False
+    while not done:
+        action = agent.act(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        agent.observe(action, reward, obs, terminated, truncated, info)
+        total, steps, done = total + float(reward), steps + info["env_steps"], terminated or truncated
+    return total, steps, info, obs
+
+
+def test_true_dynamics_reference_planner():
     env = make_env("MountainCar-v0", action_repeat=2, max_episode_steps=4)
     env.reset(seed=0)
     start = env.unwrapped.state.copy()
@@ -492,13 +502,24 @@ def test_true_dynamics_reference_planner(monkeypatch):
     first, second = twin.step(2)[0], twin.step(2)[0]                 # the time limit ends it: o_2 is repeated
     expected = preference.log_density(torch.as_tensor(np.stack([first, second, second]), dtype=torch.float64), 1.0)
     assert score == pytest.approx(float(expected.sum()))
-    (episode,) = reference.run("MountainCar-v0", action_repeat=50, horizon=2, candidates=2, episodes=1, seed=0,
-                               continuous=ContinuousConfig(preference_floor=10.0), precision=1.0)
-    assert episode["return"] == -episode["env_steps"]                  # −1 per env step, not per decision
-    assert episode["success"] == (episode["final_obs"][0] >= 0.5) and (episode["success"] or episode["env_steps"] == 200)
-    (cem,) = reference.run("CartPole-v1", action_repeat=1, horizon=3, candidates=4, episodes=1, seed=0, proposer="cem",
-                           cem=CEMConfig(n_elite=2, iterations=2))
-    assert cem["return"] == cem["env_steps"] > 0                      # +1 per env step until the pole falls
-    (box,) = reference.run("Pendulum-v1", action_repeat=4, horizon=2, candidates=4, episodes=1, seed=0, proposer="cem",
-                           cem=CEMConfig(n_elite=2, iterations=1))
-    assert box["env_steps"] == 200 and -16.3 * 200 < box["return"] < 0  # Box torques; reward in [-16.27, 0] per step
+    # the aif planner on the simulator (the true_dynamics agent)
+    car = make_env("MountainCar-v0", action_repeat=50)
+    agent = make_agent("true_dynamics", car, seed=0, overrides={"planner": {
+        "policies": {"kind": "random", "horizon": 2, "n_candidates": 2}, "n_samples": 2,
+        "continuous": {"preference_floor": 10.0, "info_gain_weight": 0.0, "novelty_weight": 0.0}}})
+    total, steps, info, obs = play(agent, car)
+    assert total == -steps                                            # −1 per env step, not per decision
+    assert info["success"] == (obs[0] >= 0.5) and (info["success"] or steps == 200)
+    cem = {"policies": {"kind": "cem", "horizon": 3, "n_candidates": 4, "cem": {"n_elite": 2, "iterations": 2}},
+           "n_samples": 2}
+    cartpole = make_env("CartPole-v1")
+    total, steps, _, _ = play(make_agent("true_dynamics", cartpole, seed=0, overrides={"planner": cem}), cartpole)
+    assert total == steps > 0                                         # +1 per env step until the pole falls
+    pendulum = make_env("Pendulum-v1", action_repeat=4)
+    box = {**cem, "policies": {**cem["policies"], "horizon": 2, "cem": {"n_elite": 2, "iterations": 1}}}
+    total, steps, _, _ = play(make_agent("true_dynamics", pendulum, seed=0, overrides={"planner": box}), pendulum)
+    assert steps == 200 and -16.3 * 200 < total < 0                   # Box torques; reward in [-16.27, 0] per step
+    with pytest.raises(ValueError, match="needs a hand-written preference"):
+        make_agent("true_dynamics", make_env("Acrobot-v1"))
+    with pytest.raises(ValueError, match="classic-control tasks"):
+        make_agent("true_dynamics", make_env("grid4x4"))

@@ -48,6 +48,8 @@ AGENTS: dict[str, AgentSpec] = {
     "dqn": AgentSpec("diffaif.agents.dqn:DQNAgent", "diffaif.agents.dqn:DQNConfig"),
     "ppo": AgentSpec("diffaif.agents.dqn:PPOAgent", "diffaif.agents.dqn:PPOConfig"),
     "sac": AgentSpec("diffaif.agents.dqn:SACAgent", "diffaif.agents.dqn:SACConfig"),
+    # classic control: the aif planner on rollouts of the true simulator (a reference, learns nothing)
+    "true_dynamics": AgentSpec("diffaif.agents.true_dynamics:TrueDynamicsAgent", "diffaif.agents.aif:AIFConfig"),
 }
 
 # What an agent needs of an env family, set unless the user states otherwise (compare's env_kwargs or
@@ -107,6 +109,7 @@ _EXPORTS = {
     "bayes_filter_update": "diffaif.agents.oracle",
     "QLearningAgent": "diffaif.agents.qlearning", "QLearningConfig": "diffaif.agents.qlearning",
     "RandomAgent": "diffaif.agents.random_agent",
+    "TrueDynamicsAgent": "diffaif.agents.true_dynamics",
 }
 
 
@@ -116,6 +119,6 @@ __getattr__ = lazy_attributes(__name__, _EXPORTS)
 __all__ = [
     "AGENTS", "AGENT_ENV_DEFAULTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
     "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "PPOAgent", "PPOConfig", "QLearningAgent", "QLearningConfig",
-    "RandomAgent", "SACAgent", "SACConfig", "TabularOracleAgent", "agent_config", "agent_env_options", "bayes_filter_update", "env_steps",
+    "RandomAgent", "SACAgent", "TrueDynamicsAgent", "SACConfig", "TabularOracleAgent", "agent_config", "agent_env_options", "bayes_filter_update", "env_steps",
     "make_agent", "make_oracle",
 ]

@@ -229,7 +229,7 @@ class ContinuousPlanner:
 
     def __init__(self, models: WorldModel | Sequence[WorldModel], preference: GaussianPreference,
                  action_space: gym.Space, config: Any, seed: int = 0):
-        self.models = [models] if isinstance(models, WorldModel) else list(models)
+        self.models = list(models) if isinstance(models, (list, tuple)) else [models]
         if not self.models:
             raise ValueError("ContinuousPlanner needs at least one world model")
         model = self.models[0]

@@ -57,6 +57,25 @@ def control_preference(family: str, config: ContinuousConfig) -> GaussianPrefere
     return dataclasses.replace(preference, scale=tuple(float(s) for s in config.preference_scales))
 
 
+def _control_parts(env: gym.Env) -> list[PartSpec]:
+    """State and observation continuous (the observation's size), the action categorical or continuous."""
+    obs_dim, space = int(env.observation_space.shape[0]), env.action_space
+    if isinstance(space, gym.spaces.Discrete):
+        action = PartSpec("action", "categorical", int(space.n))
+    elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        action = PartSpec("action", "continuous", int(space.shape[0]))
+    else:
+        raise ValueError(f"control tasks need a Discrete or flat Box action space, got {space}")
+    return [PartSpec("state", "continuous", obs_dim), PartSpec("obs", "continuous", obs_dim), action]
+
+
+def unit_control_encoding(env: gym.Env) -> TaskEncoding:
+    """The control layout with mean 0 and std 1 everywhere: for planning on the true dynamics, where no
+    model is trained on standardised values."""
+    return TaskEncoding([dataclasses.replace(p, mean=(0.0,) * p.size, std=(1.0,) * p.size)
+                         if p.kind == "continuous" else p for p in _control_parts(env)])
+
+
 def control_encoding(env: gym.Env, data: EpisodeData, min_scale: float = 0.0, anchored: Sequence[int] = (),
                      span: int = 1) -> TaskEncoding:
     """State and observation continuous, standardised by ``data`` with σ_j ≥ ``min_scale`` × half-range
@@ -64,15 +83,8 @@ def control_encoding(env: gym.Env, data: EpisodeData, min_scale: float = 0.0, an
     their displacements within windows of ``span`` steps instead (no floor); action categorical
     (Discrete) or continuous (Box, standardised by the actions in ``data``)."""
     obs_dim = int(env.observation_space.shape[0])
-    space = env.action_space
-    if isinstance(space, gym.spaces.Discrete):
-        action = PartSpec("action", "categorical", int(space.n))
-    elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
-        action = PartSpec("action", "continuous", int(space.shape[0]))
-    else:
-        raise ValueError(f"control tasks need a Discrete or flat Box action space, got {space}")
-    encoding = TaskEncoding([PartSpec("state", "continuous", obs_dim), PartSpec("obs", "continuous", obs_dim),
-                             action], anchored)
+    encoding = TaskEncoding(_control_parts(env), anchored)
+    action = encoding.parts["action"]
     stats = {"state": data.states, "obs": data.observations}
     if action.kind == "continuous":
         stats["action"] = data.actions
