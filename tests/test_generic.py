@@ -10,7 +10,7 @@ import torch
 from diffaif.agents import make_agent
 from diffaif.data.encoding import (PartSpec, TaskEncoding, flat_observation, observation_part, reward_index,
                                    space_kind)
-from diffaif.data.episodes import EpisodeData, model_view
+from diffaif.data.episodes import EpisodeData, model_view, windows
 from diffaif.planning.continuous import RewardPreference
 from diffaif.planning.planner import FactoredEFEPlanner, PlannerConfig
 from diffaif.tasks import task_planning
@@ -104,6 +104,9 @@ def test_model_view_appends_the_reward_received_once():
     view = model_view(data, enc)
     assert view.observations[:, 1].tolist() == [0, 1, 2, 0, 1]
     assert model_view(view, enc) is view                                        # already the model's view
+    # windows: the final step shows the reward paid on arriving; its absorbing repeats show none
+    rewards = enc.decode_part(windows(view, enc, length=3, left_pad=0).numpy(), "obs")[..., 1]
+    assert rewards[:3].tolist() == [[0, 1, 2], [1, 2, 0], [2, 0, 0]]            # the terminated episode
 
 
 def test_reward_preference_is_the_reward_scaled_by_the_precision():
@@ -111,7 +114,7 @@ def test_reward_preference_is_the_reward_scaled_by_the_precision():
     assert torch.logsumexp(log_p, 0).item() == pytest.approx(0.0, abs=1e-6)
     differences = (log_p[1:] - log_p[1]).tolist()
     assert differences == pytest.approx([0.0, 0.5, 10.5], abs=1e-5)          # λ·(r − r_min)
-    assert log_p[0].item() == pytest.approx(log_p[1].item())                   # "no reward yet" as the least
+    assert log_p[0].item() == pytest.approx(log_p[2].item())                   # none received: reward 0
     obs = torch.tensor([[0.3, -1.0], [0.3, 2.0]])
     assert RewardPreference().log_density(obs, 2.0).tolist() == [-2.0, 4.0]
 

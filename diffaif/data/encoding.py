@@ -46,7 +46,8 @@ class PartSpec:
 
     ``reward_values`` (observation only; None: no reward): the part's last entry is the reward received
     on arriving at the step. Categorical: a factor over ``1 + len(reward_values)`` values, 0 for none
-    (an episode's first step) and k for ``reward_values[k - 1]``; continuous: one dimension (``()``).
+    (an episode's first step, and the absorbing steps after its end: reward 0) and k for
+    ``reward_values[k - 1]``; continuous: one dimension (``()``), 0 where none was received.
     """
 
     name: str
@@ -256,8 +257,8 @@ class TaskEncoding:
         """What the world model observes: the env's flat observations with the reward received on arriving
         at each step appended (``PartSpec.reward_values``); unchanged when the observation has no reward.
 
-        observations (N,) or (N, d); received (N,) float, NaN where none was (an episode's first step)
-        → (N, F) int (categorical) or (N, d + 1) float.
+        observations (N,) or (N, d); received (N,) float, NaN where none was (an episode's first step: the
+        categorical "none" value, or 0.0) → (N, F) int (categorical) or (N, d + 1) float.
         """
         spec = self.parts["obs"]
         if spec.reward_values is None:
@@ -266,7 +267,16 @@ class TaskEncoding:
         obs = np.asarray(observations).reshape(len(received), -1)
         if spec.kind == "categorical":
             return np.concatenate([obs.astype(np.int64), reward_index(received, spec.reward_values)[:, None]], axis=1)
-        return np.concatenate([obs.astype(np.float64), received[:, None]], axis=1)
+        return np.concatenate([obs.astype(np.float64), np.nan_to_num(received, nan=0.0)[:, None]], axis=1)
+
+    def without_reward(self, observations: np.ndarray) -> np.ndarray:
+        """Model observations (..., F) with the reward entry set to "none received" (categorical index 0,
+        continuous 0.0): what an absorbing step after the episode's end shows, where nothing more is paid."""
+        if self.parts["obs"].reward_values is None:
+            return observations
+        observations = observations.copy()
+        observations[..., -1] = 0
+        return observations
 
     def fitted(self, **values: np.ndarray) -> "TaskEncoding":
         """A copy whose continuous parts carry the mean/std of ``values[part]`` (shape (n, d)).

@@ -255,8 +255,9 @@ def windows(data: EpisodeData, encoding: TaskEncoding, length: int, left_pad: in
       step; those steps are *absent* tokens (all parts absent: -1 entries for categorical parts,
       0 for continuous), so the model learns where episodes start;
     - after a *terminated* episode the final (absorbing) step is repeated: same state and
-      observation, actions drawn uniformly at random (categorical actions; continuous actions are
-      drawn from the data's actions), so the model learns that the terminal state is absorbing;
+      observation (with no reward received, where the observation carries one), actions drawn
+      uniformly at random (categorical actions; continuous actions are drawn from the data's
+      actions), so the model learns that the terminal state is absorbing;
     - a *truncated* (or still open) episode is not padded: windows end at its final step at the latest;
     - the final step's missing action (-1 / NaN in the data) is drawn the same uniform way: no
       action was taken there, and any action is consistent with what the window shows.
@@ -276,6 +277,8 @@ def windows(data: EpisodeData, encoding: TaskEncoding, length: int, left_pad: in
         absent = rows < 0
         flat = np.where(absent, 0, rows + a)
         states, obs = data.states[flat], data.observations[flat]
+        repeats = (np.arange(-left_pad, -left_pad + len(rows))[:, None] + np.arange(length)) > b - a - 1
+        obs[repeats] = encoding.without_reward(obs[repeats])   # after the end nothing more is paid
         actions = data.actions[flat].copy()
         padded = np.where(absent, False, rows >= b - a - 1)  # final row and its absorbing repeats
         spec = encoding.parts["action"]

@@ -37,8 +37,9 @@ def reward_values(data: EpisodeData) -> tuple[float, ...]:
 
 def reward_preference(values: Sequence[float], precision: float) -> torch.Tensor:
     """Normalised ``log p̃(r) ∝ λ·r`` over the reward categories of ``TaskEncoding.model_observations``:
-    category 0 (no reward yet, an episode's start) as the least reward, then ``values``. → (1 + len,)."""
-    logits = precision * torch.tensor([min(values), *values], dtype=torch.float64)
+    category 0 (none received: an episode's start, the absorbing steps after its end) as reward 0, then
+    ``values``. → (1 + len,)."""
+    logits = precision * torch.tensor([0.0, *values], dtype=torch.float64)
     return normalise_log_preference(logits).float()
 
 
