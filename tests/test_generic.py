@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from diffaif.agents import make_agent
+from diffaif.envs import make_env
 from diffaif.data.encoding import (PartSpec, TaskEncoding, flat_observation, observation_part, reward_index,
                                    space_kind)
 from diffaif.data.episodes import EpisodeData, model_view, windows
@@ -125,6 +126,10 @@ def test_the_generic_family_takes_envs_no_other_family_knows():
     assert task.model_preset == "categorical"
     assert task.observation({"cell": 1, "parity": np.array([1])}).tolist() == [1, 1]
     assert task_planning(Chain(SPACES["Box"]), config).model_preset == "control"
+    # the preference "reward" hands a known family's task to the generic family (the reward as preference)
+    reward = PlannerConfig(preference="reward")
+    assert task_planning(make_env("grid4x4"), reward).model_preset == "categorical"
+    assert task_planning(make_env("grid4x4"), config).model_preset == "tiny"
     with pytest.raises(ValueError, match="needs Discrete actions"):
         env = Chain(SPACES["Discrete"])
         env.action_space = gym.spaces.MultiDiscrete([2, 2])

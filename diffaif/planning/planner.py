@@ -44,7 +44,8 @@ class PlannerConfig:
     denoising_steps: int | None = None   # per inpainting call; None: the world model's own (ModelConfig.steps)
     mode: str = "masked"             # inpainting mode: "masked" or "repaint"
     gamma: float = 16.0              # policy precision in P(π) ∝ exp(−γ G)
-    preference: str = "shaped"       # "sparse" (goal only) or "shaped" (distance to goal)
+    preference: str = "shaped"       # "sparse" (goal only), "shaped" (distance to goal) or "reward" (the
+                                     # reward as log-preference: the generic task family plans any task)
     preference_precision: float = 1.0
     distance_precision: float = 1.0  # MiniGrid "shaped": log-preference lost per grid cell from the goal
     pseudo_count: float = 0.1        # Dirichlet pseudo-count of the outcome histograms

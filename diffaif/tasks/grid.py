@@ -53,7 +53,7 @@ def grid_log_preferences(env, kind: str = "sparse", precision: float = 1.0,
 def grid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None:
     """Grid worlds: categorical cells; sparse or shaped preferences over the observed cell."""
     task = env.unwrapped
-    if not isinstance(task, GridWorld):
+    if not isinstance(task, GridWorld) or config.preference == "reward":   # "reward": the generic family's
         return None
     no_tail_value(config, "grid worlds")
     log_preference = grid_log_preferences(task, config.preference, config.preference_precision)

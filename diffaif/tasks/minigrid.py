@@ -19,7 +19,7 @@ def minigrid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | Non
     ``obs_mode="state"``, whose observation holds both positions) also prefers, by
     ``distance_precision``, observations where the agent is fewer grid cells from the goal."""
     task = find_wrapper(env, MiniGridTask)
-    if task is None:
+    if task is None or config.preference == "reward":   # "reward": the generic family's
         return None
     if not task.obs_floor or task.obs_index:
         raise ValueError("the active-inference agent on MiniGrid needs the env options obs_floor=True (the "
