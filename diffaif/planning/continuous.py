@@ -33,7 +33,7 @@ from diffaif.data.episodes import EpisodeData
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_entropy, ensemble_information_gain,
                                   gaussian_log_preference, policy_posterior, sampled_expected_free_energy)
-from diffaif.planning.policies import PolicyConfig, Proposal, matching_rows, propose_policies
+from diffaif.planning.policies import PolicyConfig, Proposal, check_window, propose_and_score, propose_policies
 
 CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")              # Box actions
 DISCRETE_PROPOSERS: tuple[str, ...] = ("enumerate", "random", "cem")   # Discrete actions (no model sampler)
@@ -243,9 +243,7 @@ class ContinuousPlanner:
         self.config = config
         self.continuous: ContinuousConfig = config.continuous
         self.horizon = config.policies.horizon
-        if config.context + self.horizon + 1 > model.length:
-            raise ValueError(f"context ({config.context}) + horizon ({self.horizon}) + 1 exceeds the model's "
-                             f"window length {model.length}")
+        check_window(config.context, self.horizon, model.length)
         self.window = config.context + 1 + self.horizon if config.crop_window else model.length
         self.preference = preference
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
@@ -342,19 +340,10 @@ class ContinuousPlanner:
         or (``action_marginal``) on ``argmax_a P(a)`` through the most probable policy that starts with a."""
         if len(observations) == 1:  # a new episode: nothing to warm-start from
             self._cem_mean = self._previous = None
-        last: dict = {}
-
-        def score(policies: torch.Tensor) -> torch.Tensor:
-            last.clear()
-            last.update(self.evaluate(observations, actions, policies), policies=policies)
-            return last["G"]
-
-        policies = self._propose(score).policies
-        rows = matching_rows(policies, last["policies"]) if last else None
-        if rows is None:  # the proposer did not score its final candidates
-            score(policies)
-            rows = torch.arange(len(policies))
-        terms = {name: last[name][rows] for name in ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity")}
+        policies, terms, last = propose_and_score(
+            self._propose, lambda candidates: self.evaluate(observations, actions, candidates),
+            ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity"))
+        rows = last["rows"]
         probs = policy_posterior(terms["G"], self.config.gamma)
         if self.config.selection == "argmax" and self.continuous.action_marginal:
             best = torch.argmax(action_marginal(probs, policies[:, 0], self.n_actions))

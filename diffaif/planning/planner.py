@@ -26,7 +26,7 @@ from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.continuous import ContinuousConfig
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
                                   histogram, policy_posterior, sampled_expected_free_energy, surprise)
-from diffaif.planning.policies import PolicyConfig, matching_rows, propose_policies
+from diffaif.planning.policies import PolicyConfig, check_window, propose_and_score, propose_policies
 from diffaif.planning.preferences import VectorPreference
 from diffaif.planning.value import TailValue
 
@@ -151,9 +151,7 @@ class InpaintingPlanner(ABC):
 
     def __init__(self, model: WorldModel, config: PlannerConfig, seed: int = 0):
         horizon = config.policies.horizon
-        if config.context + horizon + 1 > model.length:
-            raise ValueError(f"context ({config.context}) + horizon ({horizon}) + 1 exceeds the model's "
-                             f"window length {model.length}")
+        check_window(config.context, horizon, model.length)
         if model.encoding.parts["action"].kind != "categorical":
             raise ValueError("this planner needs categorical actions")
         self.model = model
@@ -209,27 +207,18 @@ class InpaintingPlanner(ABC):
 
     def plan(self, observations: Sequence, actions: Sequence[int]) -> Plan:
         """Propose candidates, score them, and choose the next action from ``P(a) = Σ_{π: π_1=a} P(π)``."""
-        last: dict = {}
-
-        def score(policies: torch.Tensor) -> torch.Tensor:
-            last.update(self.evaluate(observations, actions, policies), policies=policies)
-            return last["G"]
-
         def sample(n: int) -> torch.Tensor:
             return self.model_policies(observations, actions, n)
 
-        policies = propose_policies(self.config.policies, self.n_actions, self.generator, score, sample).policies
-        rows = matching_rows(policies, last["policies"]) if last else None
-        if rows is None:  # the proposer did not score its final candidates
-            score(policies)
-            rows = torch.arange(len(policies))
-        terms = {name: last[name][rows] for name in TERMS if name in last}
+        policies, terms, last = propose_and_score(
+            lambda score: propose_policies(self.config.policies, self.n_actions, self.generator, score, sample),
+            lambda candidates: self.evaluate(observations, actions, candidates), TERMS)
         probs = action_marginal(policy_posterior(terms["G"], self.config.gamma), policies[:, 0], self.n_actions)
         if self.config.selection == "argmax":
             action = int(torch.argmax(probs))
         else:
             action = int(torch.multinomial(probs, 1, generator=self.generator))
-        return self._plan(action, probs, policies, terms, last, rows)
+        return self._plan(action, probs, policies, terms, last, last["rows"])
 
 
 class EFEPlanner(InpaintingPlanner):

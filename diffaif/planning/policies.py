@@ -177,6 +177,38 @@ def matching_rows(policies: torch.Tensor, scored: torch.Tensor) -> torch.Tensor 
     return equal.float().argmax(1) if bool(equal.any(1).all()) else None
 
 
+def propose_and_score(propose: Callable[[ScoreFn], Proposal], evaluate: Callable[[torch.Tensor], dict],
+                      names: tuple[str, ...]) -> tuple[torch.Tensor, dict, dict]:
+    """The planners' one loop: ``propose(score)`` returns the final candidates (K, ...), scoring with
+    ``evaluate(policies) -> dict of per-policy tensors (with "G")`` as it goes; the final candidates are
+    found among the last scored ones (``matching_rows``), else scored once more.
+
+    → (policies, the terms in ``names`` for them, the last ``evaluate`` output with "rows": the final
+    candidates' rows in it).
+    """
+    last: dict = {}
+
+    def score(policies: torch.Tensor) -> torch.Tensor:
+        last.clear()
+        last.update(evaluate(policies), policies=policies)
+        return last["G"]
+
+    policies = propose(score).policies
+    rows = matching_rows(policies, last["policies"]) if last else None
+    if rows is None:  # the proposer did not score its final candidates
+        score(policies)
+        rows = torch.arange(len(policies))
+    last["rows"] = rows
+    return policies, {name: last[name][rows] for name in names if name in last}, last
+
+
+def check_window(context: int, horizon: int, length: int) -> None:
+    """A planning window (``context`` past steps, the present, ``horizon`` future ones) must fit the
+    model's ``length``."""
+    if context + horizon + 1 > length:
+        raise ValueError(f"context ({context}) + horizon ({horizon}) + 1 exceeds the model's window length {length}")
+
+
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if value < 1:
