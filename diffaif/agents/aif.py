@@ -26,7 +26,7 @@ import torch
 
 from diffaif.agents.base import Agent, env_steps
 from diffaif.config import build_config, preset_or_file, read_yaml, save_config, to_dict
-from diffaif.data.episodes import ABSENT_STATE, EpisodeData, load_episodes, model_view, save_episodes
+from diffaif.data.episodes import EpisodeData, hidden_state, load_episodes, model_view, save_episodes
 from diffaif.data.files import atomic_write_text
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import PRECISIONS, WorldModel
@@ -109,8 +109,7 @@ class DiffusionAIFAgent(Agent):
         self.ensemble: list[WorldModel] = []             # all members; self.model is the first
         self.planner: Planner | None = None
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None  # made on first training
-        self._observations: list = []
-        self._received: list[float] = []                 # the reward received on arriving at each observation
+        self._observations: list = []                   # as the world model sees them (``_seen``)
         self._actions: list[int] = []
         self._last_plan = None
         self._last_ms = 0.0
@@ -187,13 +186,13 @@ class DiffusionAIFAgent(Agent):
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
                 done = terminated or truncated or used >= steps
                 self.data.append_transition(action, reward, terminated, done and not terminated,
-                                            info.get("state", ABSENT_STATE), self.task.observation(obs))
+                                            hidden_state(info), self.task.observation(obs))
         if self.model is None and used:
             self.train()
         return used
 
     def _record_start(self, info: dict, observation: Any) -> None:
-        state, observation = info.get("state", ABSENT_STATE), self.task.observation(observation)
+        state, observation = hidden_state(info), self.task.observation(observation)
         if self.data is None:
             self.data = EpisodeData.empty(state, observation, self.action_space.sample())
         self.data.start_episode(state, observation)
@@ -202,8 +201,7 @@ class DiffusionAIFAgent(Agent):
     def reset(self, observation: Any, info: dict | None = None) -> None:
         if self.planner is None:
             raise RuntimeError("the world model is not trained: give the agent a warm-up budget or a pretrained model")
-        self._observations = [self.task.observation(observation)]
-        self._received = [float("nan")]
+        self._observations = [self._seen(observation, float("nan"))]
         self._actions = []
         self._recording = info is not None
         if self._recording:  # grow the data set with the evaluated episodes (Algorithm 1, line 11)
@@ -211,24 +209,21 @@ class DiffusionAIFAgent(Agent):
 
     def act(self, observation: Any) -> int:
         start = time.perf_counter()
-        plan = self.planner.plan(self.model.encoding.model_observations(self._observations, self._received),
-                                 self._actions)
+        plan = self.planner.plan(self._observations, self._actions)
         self._last_ms = 1000 * (time.perf_counter() - start)
         self._last_plan = plan
         return plan.action
 
     def observe(self, action: Any, reward: float, next_observation: Any, terminated: bool, truncated: bool,
                 info: dict | None = None) -> None:
-        next_observation = self.task.observation(next_observation)
+        seen = self._seen(next_observation, reward)
         if self._last_plan is not None:
-            seen = self.model.encoding.model_observations([next_observation], [reward])[0]
             self._surprise.append(self._last_plan.surprise(action, seen))
-        self._observations.append(next_observation)
-        self._received.append(float(reward))
+        self._observations.append(seen)
         self._actions.append(action)
         if self._recording:
-            self.data.append_transition(action, reward, terminated, truncated, (info or {}).get("state", ABSENT_STATE),
-                                        next_observation)
+            self.data.append_transition(action, reward, terminated, truncated, hidden_state(info or {}),
+                                        self.task.observation(next_observation))
         self._since_retrain += 1
         done = terminated or truncated
         if done:
@@ -237,6 +232,11 @@ class DiffusionAIFAgent(Agent):
             self.train(self.config.retrain_steps)   # also refits the planner on the grown data set
         elif done and self._recording:
             self.planner.learn(model_view(self.data, self.model.encoding))
+
+    def _seen(self, observation: Any, received: float) -> Any:
+        """An env observation as the world model sees it: flattened, with the reward received on arriving
+        at it where the encoding observes rewards (NaN: none yet)."""
+        return self.model.encoding.model_observations([self.task.observation(observation)], [received])[0]
 
     def _retrain_due(self, episode_done: bool) -> bool:
         """Whether the configured retraining rule fires after this step."""

@@ -29,6 +29,13 @@ from diffaif.data.encoding import TaskEncoding
 from diffaif.data.files import atomic_write
 
 ABSENT_STATE = -1   # the hidden state of an env that reports none (no ``info["state"]``)
+
+
+def hidden_state(info: dict) -> Any:
+    """The hidden state an env reports in ``info["state"]``, or ``ABSENT_STATE``."""
+    return info.get("state", ABSENT_STATE)
+
+
 NPZ_KEYS: tuple[str, ...] = ("states", "observations", "actions", "rewards", "terminated", "truncated",
                              "episode_starts")
 
@@ -177,13 +184,13 @@ def collect_episodes(env: Any, n_episodes: int | None = None,
     while (e < n_episodes) if n_episodes is not None else (data is None or data.n_interactions < min_interactions):
         obs, info = env.reset(seed=seed + e)
         if data is None:
-            data = EpisodeData.empty(info.get("state", ABSENT_STATE), obs, env.action_space.sample())
-        data.start_episode(info.get("state", ABSENT_STATE), obs)
+            data = EpisodeData.empty(hidden_state(info), obs, env.action_space.sample())
+        data.start_episode(hidden_state(info), obs)
         done = False
         while not done:
             action = act(obs, rng)
             obs, reward, terminated, truncated, info = env.step(action)
-            data.append_transition(action, reward, terminated, truncated, info.get("state", ABSENT_STATE), obs)
+            data.append_transition(action, reward, terminated, truncated, hidden_state(info), obs)
             done = terminated or truncated
         e += 1
     return data
