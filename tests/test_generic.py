@@ -9,6 +9,7 @@ import torch
 
 from diffaif.agents import make_agent
 from diffaif.envs import make_env
+from diffaif.model.evaluate import evaluate_any_world_model
 from diffaif.data.encoding import (PartSpec, TaskEncoding, flat_observation, observation_part, reward_index,
                                    space_kind)
 from diffaif.data.episodes import EpisodeData, model_view, windows
@@ -167,3 +168,6 @@ def test_a_tiny_model_learns_to_walk_to_the_reward(tmp_path):
         agent.observe(action, reward, obs, terminated, truncated, info)
         assert action == 1, f"step {step}: moved left"
     assert terminated and reward == 1.0
+    # eval-model on a state-less encoding whose observations carry the reward received
+    result = evaluate_any_world_model(agent.model, env, n_episodes=10, horizon=2, context=1, n_samples=8)
+    assert result["obs_accuracy"][0] > 0.95 > result["obs_accuracy_persistence"][0]

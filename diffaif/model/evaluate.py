@@ -9,12 +9,12 @@ errors against the truth and against predicting no change (``evaluate_continuous
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from diffaif.data.episodes import collect_episodes
+from diffaif.data.episodes import collect_episodes, model_view
 from diffaif.data.exact_filter import filter_beliefs, predict_observations
 from diffaif.model.world_model import WorldModel, known_window
 
@@ -36,11 +36,13 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _planning_windows(data: Any, context: int, horizon: int, per_episode: int, n_actions: int | None,
-                      rng: np.random.Generator) -> list[dict]:
+                      rng: np.random.Generator, absorbing: Callable[[np.ndarray], np.ndarray] = lambda o: o
+                      ) -> list[dict]:
     """Present steps t of each episode with their history, true next actions and true future.
 
-    After a terminated episode the future is the absorbing final step (actions drawn uniformly from
-    ``n_actions``); an unterminated episode, or any episode when ``n_actions`` is None (continuous
+    After a terminated episode the future is the absorbing final step, as ``absorbing`` shows it (an
+    encoding's ``without_reward``: nothing more is paid), with actions drawn uniformly from
+    ``n_actions``; an unterminated episode, or any episode when ``n_actions`` is None (continuous
     actions), only offers t with t + horizon within it.
     """
     items = []
@@ -55,10 +57,13 @@ def _planning_windows(data: Any, context: int, horizon: int, per_episode: int, n
             beyond = np.arange(t, t + horizon) >= n - 1
             if beyond.any():
                 actions[beyond] = rng.integers(0, n_actions, size=int(beyond.sum()))
+            future = data.observations[rows[1:]]
+            if beyond.any():
+                future = np.concatenate([future[~beyond], absorbing(future[beyond])])
             first = max(0, t - context)
             items.append(dict(episode=e, t=int(t), obs_history=data.observations[a + first:a + t + 1],
                               action_history=data.actions[a + first:a + t], policy=actions,
-                              future_obs=data.observations[rows[1:]], states=data.states[rows]))
+                              future_obs=future, states=data.states[rows]))
     return items
 
 
@@ -84,7 +89,7 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
     Windows are ``length`` tokens (default the model's; the planner crops them to context + 1 + horizon).
 
     Returns decoded observations (W, n, H, ...) of steps t+1..t+H, states (W, n, H + 1, ...) of steps
-    t..t+H (index 0 = present) and the facts of the run every report carries: ``n_windows``,
+    t..t+H (index 0 = present; None when the encoding has no state part) and the facts of the run every report carries: ``n_windows``,
     ``context``, ``horizon``, ``n_samples``, ``mode``, ``steps``, ``seconds_per_call``.
     """
     generator = torch.Generator().manual_seed(seed)
@@ -102,11 +107,12 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
                   if model.encoding.anchored else None)                            # (W, 1, 1, d_o)
         decoded = model.encoding.decode(samples[:, :, context:context + horizon + 1], offset)
         obs_samples.append(decoded["obs"][:, :, 1:])
-        state_samples.append(decoded["state"])
+        state_samples.append(decoded.get("state"))
     facts = {"n_windows": len(items), "context": context, "horizon": horizon, "n_samples": n_samples,
              "mode": mode or model.config.mode, "steps": steps or model.config.steps,
              "seconds_per_call": float(np.mean(seconds))}
-    return np.concatenate(obs_samples), np.concatenate(state_samples), facts
+    states = np.concatenate(state_samples) if model.encoding.has_state else None
+    return np.concatenate(obs_samples), states, facts
 
 
 def _window_context(model: WorldModel, horizon: int, context: int | None) -> int:
@@ -119,11 +125,13 @@ def _window_context(model: WorldModel, horizon: int, context: int | None) -> int
 
 def _held_out_windows(model: WorldModel, env: Any, n_episodes: int, horizon: int, context: int | None, seed: int,
                       per_episode: int, n_actions: int | None) -> tuple[int, list[dict]]:
-    """``n_episodes`` random-policy episodes reset from ``seed`` and their ``_planning_windows``
+    """``n_episodes`` random-policy episodes reset from ``seed``, as the model observes them (``model_view``:
+    with the reward received where the encoding observes it), and their ``_planning_windows``
     → (the context, checked against the window, the windows)."""
     context = _window_context(model, horizon, context)
-    data = collect_episodes(env, n_episodes, seed=seed)
-    items = _planning_windows(data, context, horizon, per_episode, n_actions, np.random.default_rng(seed))
+    data = model_view(collect_episodes(env, n_episodes, seed=seed), model.encoding)
+    items = _planning_windows(data, context, horizon, per_episode, n_actions, np.random.default_rng(seed),
+                              model.encoding.without_reward)
     if not items:
         raise ValueError(f"no episode of the {n_episodes} collected is longer than the horizon {horizon}")
     return context, items
