@@ -30,10 +30,12 @@ from diffaif.data.episodes import EpisodeData, hidden_state, load_episodes, mode
 from diffaif.data.files import atomic_write_text
 from diffaif.model.train import EPISODES_FILE, WorldModelConfig, train_world_model
 from diffaif.model.world_model import PRECISIONS, WorldModel
+from diffaif.planning.exploration import DirectedExploration
 from diffaif.planning.planner import PlannerConfig
 from diffaif.tasks import Planner, task_planning
 
 RETRAIN_RULES = ("never", "episodes", "steps", "surprise")
+WARMUP_POLICIES = ("random", "novelty")
 # Planner attributes its decisions depend on besides the model and the data set: the likelihood cache
 # (sampled once, with the planner's generator) and the continuous planners' warm starts.
 PLANNER_CACHES = ("_likelihood", "_cem_mean", "_previous")
@@ -61,10 +63,13 @@ class AIFConfig:
     # World models trained on the same data with different seeds; > 1 gives the planner an ensemble
     # for the parameter information gain (novelty) of continuous tasks.
     ensemble: int = 1
+    # How the warm-up collects data: "random" (uniform actions) or "novelty" (directed exploration by the
+    # expected information gain about the transitions, planning/exploration.py: categorical observations
+    # and Discrete actions); None: the task family's.
+    warmup_policy: str | None = None
     # Each random warm-up action is held for a number of steps drawn uniformly from 1..warmup_hold
     # (temporally extended exploration, as in εz-greedy): runs of one action reach states a policy
-    # switching every step rarely does (Pendulum with cos θ > 0.9: 12% of 2000 steps with 5, 3% with 1;
-    # the agents planned no better for it: docs/results/control.md).
+    # switching every step rarely does.
     warmup_hold: int = 1
     device: str = "cpu"
     precision: str = "fp32"                          # "bf16": autocast the score net when planning
@@ -85,6 +90,11 @@ class AIFConfig:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.warmup_hold < 1:
             raise ValueError(f"warmup_hold must be >= 1, got {self.warmup_hold}")
+        if self.warmup_policy not in (None, *WARMUP_POLICIES):
+            raise ValueError(f"warmup_policy must be one of {WARMUP_POLICIES} (or null: the task family's), "
+                             f"got {self.warmup_policy!r}")
+        if self.warmup_policy == "novelty" and self.warmup_hold > 1:
+            raise ValueError("warmup_hold holds random actions; it does not apply to warmup_policy 'novelty'")
 
 
 class DiffusionAIFAgent(Agent):
@@ -159,11 +169,12 @@ class DiffusionAIFAgent(Agent):
         self._surprise.clear()
 
     def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:
-        """Algorithm 1's initialisation: ``steps`` interactions of a random policy, then training.
+        """Algorithm 1's initialisation: ``steps`` interactions of the warm-up policy, then training.
 
-        Each random action is held for 1..``warmup_hold`` steps (uniform; the durations come from their
-        own generator: the reset seeds and the sequence of drawn actions do not depend on it, and with 1
-        the warm-up is exactly the per-step random policy's).
+        "random": each random action is held for 1..``warmup_hold`` steps (uniform; the durations come
+        from their own generator: the reset seeds and the sequence of drawn actions do not depend on it,
+        and with 1 the warm-up is exactly the per-step random policy's). "novelty": each action is
+        ``DirectedExploration``'s, learnt from the transitions of the warm-up so far.
 
         With a pretrained model no interaction is made; the interactions of its training data are
         returned instead, so the harness charges them to this agent.
@@ -172,24 +183,42 @@ class DiffusionAIFAgent(Agent):
             return self.data.n_interactions
         rng, durations = np.random.default_rng(seed), np.random.default_rng([seed, 1])
         self.action_space.seed(int(rng.integers(2**31)))
+        explorer = self._explorer(seed)
         used = 0
         while used < steps:
             obs, info = env.reset(seed=int(rng.integers(2**31)))
             self._record_start(info, obs)
+            flat = self.task.observation(obs)
+            if explorer:
+                explorer.start(flat)
             done, held = False, 0
             while not done and used < steps:
-                if held == 0:
+                if explorer:
+                    action = explorer.act(flat)
+                elif held == 0:
                     action, held = self.action_space.sample(), int(durations.integers(1, self.config.warmup_hold + 1))
                 held -= 1
                 obs, reward, terminated, truncated, info = env.step(action)
                 used += env_steps(info)
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
                 done = terminated or truncated or used >= steps
+                if explorer:
+                    explorer.record(flat, action, self.task.observation(obs), terminated)
+                flat = self.task.observation(obs)
                 self.data.append_transition(action, reward, terminated, done and not terminated,
-                                            hidden_state(info), self.task.observation(obs))
+                                            hidden_state(info), flat)
         if self.model is None and used:
             self.train()
         return used
+
+    def _explorer(self, seed: int) -> DirectedExploration | None:
+        """The warm-up's ``DirectedExploration`` when its policy is "novelty", else None."""
+        policy = self.config.warmup_policy or self.task.warmup_policy
+        if policy == "random":
+            return None
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            raise ValueError(f"warmup_policy 'novelty' needs Discrete actions, got {self.action_space}")
+        return DirectedExploration(int(self.action_space.n), seed=seed)
 
     def _record_start(self, info: dict, observation: Any) -> None:
         state, observation = hidden_state(info), self.task.observation(observation)

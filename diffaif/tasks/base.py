@@ -40,13 +40,15 @@ class TaskPlanning:
     ``make_planner(model, seed)``: a planner for a world model trained on that layout;
     ``model_preset``: the family's world model preset (``AIFConfig.model_preset`` None);
     ``observation(o)``: what the agent records of an env observation (a nested space flattened);
-    ``config``: the planner settings with the family's defaults filled in."""
+    ``config``: the planner settings with the family's defaults filled in;
+    ``warmup_policy``: how the warm-up collects data (``AIFConfig.warmup_policy`` None)."""
 
     encoding: Callable[[EpisodeData], TaskEncoding]
     make_planner: Callable[[WorldModel, int], Planner]
     config: PlannerConfig
     model_preset: str = "tiny"
     observation: Callable[[Any], Any] = _unchanged
+    warmup_policy: str = "random"
 
     @property
     def span(self) -> int:

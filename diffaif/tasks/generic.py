@@ -51,7 +51,8 @@ def generic_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
     (``planner.tail_value`` None) the planner looks one step ahead and adds the tail value, a backup over
     the observed transitions: a sparse reward is rarely within a short horizon, and a one-step plan is
     closed-loop where longer open-loop plans are not (stochastic tasks). With ``tail_value`` set, the
-    configured horizon is used."""
+    configured horizon is used. The warm-up explores by novelty (``DirectedExploration``): random play
+    rarely tries the pairs far from the start that a sparse reward lies behind."""
     space = env.observation_space
     if space_kind(space) == "continuous":
         return _generic_continuous(env, config)
@@ -72,7 +73,8 @@ def generic_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
         return FactoredEFEPlanner(model, preference, config, seed=seed)
 
     return TaskPlanning(encoding, make_planner, config, model_preset="categorical",
-                        observation=lambda observation: flat_observation(space, observation))
+                        observation=lambda observation: flat_observation(space, observation),
+                        warmup_policy="novelty")
 
 
 def _generic_continuous(env: gym.Env, config: PlannerConfig) -> TaskPlanning:
