@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from diffaif.planning.efe import (
+    support_distribution,
+    support_expected_free_energy,
     action_marginal,
     ambiguity,
     categorical_entropy,
@@ -179,3 +181,21 @@ def test_parameter_information_gain():
     novelty = parameter_information_gain(samples, 6)
     assert novelty.shape == (2000,)
     assert abs(novelty.mean().item()) < 0.02
+
+
+def test_support_distribution_is_the_mean_field_renormalised_over_the_support():
+    probs = torch.tensor([0.25, 0.75, 0.5, 0.3, 0.2])            # factor sizes (2, 3)
+    support = torch.tensor([[0, 0], [1, 2], [1, 0]])
+    q = support_distribution(probs, support, (2, 3))
+    assert torch.allclose(q, torch.tensor([0.125, 0.15, 0.375]) / 0.65)
+    with pytest.raises(ValueError, match="support"):
+        support_distribution(probs, support, (2, 2))
+
+
+def test_support_expected_free_energy_by_hand():
+    terms = support_expected_free_energy(torch.tensor([0.5, 0.5]), torch.tensor([0.0, -2.0]))
+    log2 = math.log(2)
+    assert terms["extrinsic"].item() == pytest.approx(-1.0)
+    assert terms["ambiguity"].item() == pytest.approx(log2)
+    assert terms["risk"].item() == pytest.approx(1.0 - log2)
+    assert terms["G"].item() == pytest.approx(1.0) and terms["info_gain"].item() == 0.0

@@ -301,6 +301,41 @@ def sampled_expected_free_energy(states: torch.Tensor | None, obs: torch.Tensor,
             "extrinsic": extrinsic, "info_gain": (h_s + h_o - h_so).sum(-1)}
 
 
+def support_distribution(probs: torch.Tensor, support: torch.Tensor, sizes: tuple[int, ...],
+                         floor: float = 1e-12) -> torch.Tensor:
+    """The mean-field predictive of a vector of categories restricted to the vectors of a support:
+    ``q(u) ∝ Π_f p_f(u_f)`` over the rows u of ``support``, normalised over them.
+
+    probs: (..., Σ sizes) the per-factor distributions side by side (each block sums to 1); support:
+    (U, F) long; sizes: (K_1 .. K_F) → (..., U).
+    """
+    if support.shape[-1] != len(sizes) or probs.shape[-1] != sum(sizes):
+        raise ValueError(f"support (U, F) and probs (..., Σ sizes) need F = {len(sizes)} and Σ sizes = {sum(sizes)}; "
+                         f"got {tuple(support.shape)}, {tuple(probs.shape)}")
+    offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+    log_q = probs[..., support + offsets].clamp_min(floor).log().sum(-1)          # (..., U)
+    return log_q.softmax(-1)
+
+
+def support_expected_free_energy(q: torch.Tensor, log_preference: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One-step EFE terms of an observation-only task (no hidden state: the observation is the state)
+    from the predictive q(o) over support vectors, exactly where ``sampled_expected_free_energy`` uses
+    samples (Rao-Blackwellised):
+
+      extrinsic = Σ_o q(o) log p̃(o),   H = −Σ_o q(o) log q(o)
+      risk = −extrinsic − H,   ambiguity = H,   info_gain = 0,   G = risk + ambiguity = −extrinsic.
+
+    q: (..., U); log_preference: (U,) → dict of (...) tensors.
+    """
+    if q.shape[-1:] != log_preference.shape:
+        raise ValueError(f"q (..., U) and log_preference (U,) must agree; got {tuple(q.shape)}, "
+                         f"{tuple(log_preference.shape)}")
+    extrinsic = (q * log_preference).sum(-1)
+    entropy = categorical_entropy(q)
+    return {"G": -extrinsic, "risk": -extrinsic - entropy, "ambiguity": entropy, "extrinsic": extrinsic,
+            "info_gain": torch.zeros_like(extrinsic)}
+
+
 def factored_surprise(samples: torch.Tensor, outcome: torch.Tensor, sizes: tuple[int, ...],
                       pseudo_count: float = 0.1) -> torch.Tensor:
     """Surprise of an observed vector under the mean-field of n predicted samples:

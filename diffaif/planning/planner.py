@@ -25,7 +25,8 @@ from diffaif.data.episodes import EpisodeData
 from diffaif.model.world_model import WorldModel, known_window
 from diffaif.planning.continuous import ContinuousConfig
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
-                                  histogram, policy_posterior, sampled_expected_free_energy, surprise)
+                                  histogram, policy_posterior, sampled_expected_free_energy, support_distribution,
+                                  support_expected_free_energy, surprise)
 from diffaif.planning.policies import PolicyConfig, check_window, propose_and_score, propose_policies
 from diffaif.planning.preferences import VectorPreference
 from diffaif.planning.value import TailValue
@@ -50,7 +51,8 @@ class PlannerConfig:
     distance_precision: float = 1.0  # MiniGrid "shaped": log-preference lost per grid cell from the goal
     pseudo_count: float = 0.1        # Dirichlet pseudo-count of the outcome histograms
     # q(o_τ|π): histogram of sampled observations, or Σ_s q(s_τ|π) p̂(o|s) with p̂ the model's own
-    # observation likelihood (Rao-Blackwellised: lower variance, consistent with q(s_τ|π)).
+    # observation likelihood (Rao-Blackwellised: lower variance, consistent with q(s_τ|π)); for one-step
+    # plans of an observation-only task with a tail value, the net's predictive over the vectors seen.
     obs_estimator: str = "rao_blackwell"
     # q(s_τ|π): histogram of sampled states, or the mean over rollouts of the model's predictive
     # distribution of s_τ (``inpaint(return_probs=True)``: Rao-Blackwellised; masked x0 models only)
@@ -311,6 +313,8 @@ class FactoredEFEPlanner(InpaintingPlanner):
     tile under the agent, optionally shaped, or the reward received). An encoding without a hidden state
     part is planned as an MDP over observations. With ``config.tail_value``, G also counts the learned
     value ``T(o_H)`` of the last predicted observation (``TailValue``), refitted by ``learn(data)``.
+    One-step plans of such an MDP take the expectations under the net's predictive probabilities
+    instead (``obs_estimator`` "rao_blackwell", ``_evaluate_on_support``).
     """
 
     def __init__(self, model: WorldModel, preference: VectorPreference, config: PlannerConfig, seed: int = 0):
@@ -347,6 +351,8 @@ class FactoredEFEPlanner(InpaintingPlanner):
         """
         c, horizon = self.config.context, policies.shape[1]
         known, mask = self._window(observations, actions, policies)
+        if self._rao_blackwell(horizon):
+            return self._evaluate_on_support(known, mask)
         samples = self._sample(known, mask, self.config.n_samples)       # (K, n, T, D)
         future = rearrange(samples[:, :, c + 1:c + 1 + horizon], "k n h d -> k h n d")
         obs = self._decode(future, "obs")                                 # (K, H, n, F)
@@ -357,6 +363,26 @@ class FactoredEFEPlanner(InpaintingPlanner):
             terms["tail"] = self.tail(obs[:, -1]).mean(-1)
             terms["G"] = terms["G"] + terms["tail"]
         terms["next_obs"] = obs[:, 0]
+        return terms
+
+    def _rao_blackwell(self, horizon: int) -> bool:
+        """Whether ``evaluate`` takes expectations under the model's predictive probabilities: one-step plans
+        of an observation-only task with a fitted tail value (whose observation vectors are the support)."""
+        return (self.config.obs_estimator == "rao_blackwell" and horizon == 1 and not self.model.encoding.has_state
+                and self.tail is not None and self.tail.nodes is not None)
+
+    def _evaluate_on_support(self, known: torch.Tensor, mask: torch.Tensor) -> dict:
+        """One-step EFE terms and tail value as expectations under q(o_{t+1}|π), the net's per-factor
+        predictive (mean over the rollouts) restricted to the observation vectors seen
+        (``support_distribution``), instead of sample frequencies: no sampling noise in G."""
+        c, nodes = self.config.context, self.tail.nodes
+        samples, probs = self._sample(known, mask, self.config.n_samples, return_probs=True)
+        q = support_distribution(probs[:, :, c + 1, self.model.encoding.slice("obs")].mean(1), nodes,
+                                 self.obs_sizes)                            # (K, U)
+        terms = support_expected_free_energy(q, self.preference(nodes))
+        terms["tail"] = q @ self.tail.values
+        terms["G"] = terms["G"] + terms["tail"]
+        terms["next_obs"] = self._decode(samples[:, :, c + 1], "obs")      # (K, n, F)
         return terms
 
     def _write_goal(self, known: torch.Tensor, mask: torch.Tensor) -> None:
