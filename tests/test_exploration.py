@@ -59,3 +59,18 @@ def test_exploration_needs_categorical_observations_and_a_random_hold_does_not_a
         AIFConfig(warmup_policy="novelty", warmup_hold=3)
     with pytest.raises(ValueError, match="warmup_policy must be one of"):
         AIFConfig(warmup_policy="curious")
+
+
+def test_each_task_family_names_its_warm_up():
+    from test_generic import SPACES, Chain
+
+    from diffaif.envs import make_env
+    from diffaif.planning.planner import PlannerConfig
+    from diffaif.tasks import task_planning
+
+    config = PlannerConfig(preference="sparse")
+    assert task_planning(Chain(SPACES["Discrete"]), config).warmup_policy == "novelty"
+    assert task_planning(make_env("MiniGrid-Empty-5x5-v0", obs_floor=True, obs_mode="state"),
+                         config).warmup_policy == "novelty"
+    assert task_planning(make_env("grid4x4"), config).warmup_policy == "random"
+    assert task_planning(Chain(SPACES["Box"]), config).warmup_policy == "random"

@@ -17,7 +17,9 @@ def minigrid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | Non
     with precision λ = ``preference_precision``. Subgoals (keys, doors) are not written anywhere:
     they follow from which rollouts the model says reach the goal. ``preference="shaped"`` (with
     ``obs_mode="state"``, whose observation holds both positions) also prefers, by
-    ``distance_precision``, observations where the agent is fewer grid cells from the goal."""
+    ``distance_precision``, observations where the agent is fewer grid cells from the goal. The warm-up
+    explores by novelty (``DirectedExploration``): in a larger room random play rarely opens the door and
+    reaches the goal, which the tail value needs to have seen."""
     task = find_wrapper(env, MiniGridTask)
     if task is None or config.preference == "reward":   # "reward": the generic family's
         return None
@@ -39,4 +41,4 @@ def minigrid_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | Non
         positions=tuple(fields), distance_precision=config.distance_precision if shaped else 0.0)
     return TaskPlanning(lambda data: encoding,
                         lambda model, seed: FactoredEFEPlanner(model, preference, config, seed=seed),
-                        config, model_preset="minigrid_tiny")
+                        config, model_preset="minigrid_tiny", warmup_policy="novelty")
