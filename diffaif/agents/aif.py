@@ -211,10 +211,14 @@ class DiffusionAIFAgent(Agent):
             self.train()
         return used
 
+    @property
+    def warmup_policy(self) -> str:
+        """How the warm-up collects data: the config's ``warmup_policy``, else the task family's."""
+        return self.config.warmup_policy or self.task.warmup_policy
+
     def _explorer(self, seed: int) -> DirectedExploration | None:
         """The warm-up's ``DirectedExploration`` when its policy is "novelty", else None."""
-        policy = self.config.warmup_policy or self.task.warmup_policy
-        if policy == "random":
+        if self.warmup_policy == "random":
             return None
         if not isinstance(self.action_space, gym.spaces.Discrete):
             raise ValueError(f"warmup_policy 'novelty' needs Discrete actions, got {self.action_space}")

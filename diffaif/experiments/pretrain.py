@@ -32,9 +32,9 @@ def model_path(out: str | Path, seed: int) -> Path:
 
 def pretrain(env_name: str, env_options: dict[str, Any], interactions: int, folder: str | Path, seed_index: int = 0,
              base_seed: int = 0, model_preset: str = "tiny", world_model: dict[str, Any] | None = None,
-             device: str = "cpu") -> dict[str, Any]:
+             device: str = "cpu", warmup_policy: str | None = None) -> dict[str, Any]:
     """One seed's warm-up into ``folder`` (``folder/train0/model``); → the record, also written to
-    ``folder/pretrain.json``."""
+    ``folder/pretrain.json``. ``warmup_policy`` None: the task family's (the record names the one used)."""
     from diffaif.agents import agent_env_options, make_agent
     from diffaif.data.files import atomic_write_text
     from diffaif.envs import make_env
@@ -47,12 +47,12 @@ def pretrain(env_name: str, env_options: dict[str, Any], interactions: int, fold
     folder = Path(folder)
     agent = make_agent("aif", env, seed=base_seed + seed_index,
                        overrides={"model_preset": model_preset, "world_model": world_model or {},
-                                  "run_dir": str(folder), "device": device})
+                                  "run_dir": str(folder), "device": device, "warmup_policy": warmup_policy})
     began = time.perf_counter()
     used = agent.warm_up(env, interactions, seed=derived_seed(base_seed, seed_index, 1))
     record = {"env": env_name, "env_options": options, "base_seed": base_seed, "seed_index": seed_index,
               "interactions_budget": interactions, "interactions": used, "episodes": agent.data.n_episodes,
-              "model_preset": model_preset,
+              "warmup_policy": agent.warmup_policy, "model_preset": model_preset,
               "world_model": world_model or {}, "train_seconds": round(time.perf_counter() - began, 1),
               "device": device, "model": str(folder / "train0" / "model")}
     atomic_write_text(folder / RECORD_FILE, json.dumps(record, indent=2))

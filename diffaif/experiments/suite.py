@@ -9,7 +9,7 @@ and plots:
   ``table.md`` per task and agent: success, mean steps, mean steps ÷ the oracle's, environment steps
   used, decision time; ``success.png`` (success and steps ÷ oracle per task and agent).
 - **minigrid**: the ladder (preset ``minigrid_ladder``, overrides are its keys, e.g.
-  ``compare.episodes=5``): per task the AIF agent's world model is pretrained once on random
+  ``compare.episodes=5``): per task the AIF agent's world model is pretrained once on its warm-up's
   interactions (``<out>/pretrain/<task>``, ``diffaif.experiments.pretrain``; reused when an earlier run
   made it with the same settings), then compared with Q-learning, DQN, random and the BFS oracle;
   the same table and plot as grid.
@@ -198,9 +198,9 @@ def _same_pretraining(record_file: Path, settings: dict) -> bool:
 def run_minigrid(out: Path, quick: bool = False, seeds: int | None = None, tasks: Sequence[str] | None = None,
                  overrides: Sequence[str] = (), command: Sequence[str] | None = None, device: str = "cpu") -> dict:
     """The MiniGrid ladder: preset ``minigrid_ladder``; overrides are LadderConfig keys."""
-    from diffaif.agents import agent_env_options
+    from diffaif.agents import agent_env_options, make_agent
     from diffaif.config import build_config, preset_path
-    from diffaif.envs import is_minigrid_id
+    from diffaif.envs import is_minigrid_id, make_env
     from diffaif.experiments.compare import CompareConfig, run_comparison, validate_comparison
     from diffaif.experiments.pretrain import RECORD_FILE, pretrain
 
@@ -223,13 +223,15 @@ def run_minigrid(out: Path, quick: bool = False, seeds: int | None = None, tasks
         if "aif" in compare.agents:
             folder = out / "pretrain" / task
             options = {**agent_env_options("aif", task), **compare.env_kwargs, **compare.agent_env.get("aif", {})}
+            warmup = make_agent("aif", make_env(task, **options), overrides=compare.agent.get("aif", {})).warmup_policy
             settings = {"env": task, "env_options": options, "base_seed": compare.seed, "seed_index": 0,
                         "interactions_budget": ladder.pretrain_interactions, "model_preset": ladder.model_preset,
-                        "world_model": ladder.world_model}
+                        "world_model": ladder.world_model, "warmup_policy": warmup}
             if not _same_pretraining(folder / RECORD_FILE, settings):
                 shutil.rmtree(folder, ignore_errors=True)   # another run's model: not this experiment
                 pretrain(task, options, ladder.pretrain_interactions, folder, base_seed=compare.seed,
-                         model_preset=ladder.model_preset, world_model=ladder.world_model, device=device)
+                         model_preset=ladder.model_preset, world_model=ladder.world_model, device=device,
+                         warmup_policy=warmup)
             compare.agent.setdefault("aif", {}).update(pretrained=str(folder / "train0" / "model"), device=device)
         return run_comparison(compare)
 
