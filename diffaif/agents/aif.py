@@ -202,11 +202,12 @@ class DiffusionAIFAgent(Agent):
                 used += env_steps(info)
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
                 done = terminated or truncated or used >= steps
+                reached = self.task.observation(obs)
                 if explorer:
-                    explorer.record(flat, action, self.task.observation(obs), terminated)
-                flat = self.task.observation(obs)
+                    explorer.record(flat, action, reached, terminated)
                 self.data.append_transition(action, reward, terminated, done and not terminated,
-                                            hidden_state(info), flat)
+                                            hidden_state(info), reached)
+                flat = reached
         if self.model is None and used:
             self.train()
         return used
