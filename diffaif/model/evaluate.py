@@ -89,8 +89,9 @@ def _sample_windows(model: WorldModel, items: list[dict], context: int, horizon:
     Windows are ``length`` tokens (default the model's; the planner crops them to context + 1 + horizon).
 
     Returns decoded observations (W, n, H, ...) of steps t+1..t+H, states (W, n, H + 1, ...) of steps
-    t..t+H (index 0 = present; None when the encoding has no state part) and the facts of the run every report carries: ``n_windows``,
-    ``context``, ``horizon``, ``n_samples``, ``mode``, ``steps``, ``seconds_per_call``.
+    t..t+H (index 0 = present; None when the encoding has no state part) and the facts of the run every
+    report carries: ``n_windows``, ``context``, ``horizon``, ``n_samples``, ``mode``, ``steps``,
+    ``seconds_per_call``.
     """
     generator = torch.Generator().manual_seed(seed)
     obs_samples, state_samples, seconds = [], [], []
