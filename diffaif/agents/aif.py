@@ -195,9 +195,10 @@ class DiffusionAIFAgent(Agent):
             while not done and used < steps:
                 if explorer:
                     action = explorer.act(flat)
-                elif held == 0:
-                    action, held = self.action_space.sample(), int(durations.integers(1, self.config.warmup_hold + 1))
-                held -= 1
+                else:
+                    if held == 0:
+                        action, held = self.action_space.sample(), int(durations.integers(1, self.config.warmup_hold + 1))
+                    held -= 1
                 obs, reward, terminated, truncated, info = env.step(action)
                 used += env_steps(info)
                 # an episode cut by the budget is recorded as truncated: no absorbing padding after it
@@ -235,7 +236,7 @@ class DiffusionAIFAgent(Agent):
     def reset(self, observation: Any, info: dict | None = None) -> None:
         if self.planner is None:
             raise RuntimeError("the world model is not trained: give the agent a warm-up budget or a pretrained model")
-        self._observations = [self._seen(observation, float("nan"))]
+        self._observations = [self._seen(self.task.observation(observation), float("nan"))]
         self._actions = []
         self._recording = info is not None
         if self._recording:  # grow the data set with the evaluated episodes (Algorithm 1, line 11)
@@ -250,14 +251,14 @@ class DiffusionAIFAgent(Agent):
 
     def observe(self, action: Any, reward: float, next_observation: Any, terminated: bool, truncated: bool,
                 info: dict | None = None) -> None:
-        seen = self._seen(next_observation, reward)
+        flat = self.task.observation(next_observation)
+        seen = self._seen(flat, reward)
         if self._last_plan is not None:
             self._surprise.append(self._last_plan.surprise(action, seen))
         self._observations.append(seen)
         self._actions.append(action)
         if self._recording:
-            self.data.append_transition(action, reward, terminated, truncated, hidden_state(info or {}),
-                                        self.task.observation(next_observation))
+            self.data.append_transition(action, reward, terminated, truncated, hidden_state(info or {}), flat)
         self._since_retrain += 1
         done = terminated or truncated
         if done:
@@ -267,10 +268,10 @@ class DiffusionAIFAgent(Agent):
         elif done and self._recording:
             self.planner.learn(model_view(self.data, self.model.encoding))
 
-    def _seen(self, observation: Any, received: float) -> Any:
-        """An env observation as the world model sees it: flattened, with the reward received on arriving
-        at it where the encoding observes rewards (NaN: none yet)."""
-        return self.model.encoding.model_observations([self.task.observation(observation)], [received])[0]
+    def _seen(self, flat: Any, received: float) -> Any:
+        """A flattened observation (``task.observation``) as the world model sees it: with the reward
+        received on arriving at it where the encoding observes rewards (NaN: none yet)."""
+        return self.model.encoding.model_observations([flat], [received])[0]
 
     def _retrain_due(self, episode_done: bool) -> bool:
         """Whether the configured retraining rule fires after this step."""
