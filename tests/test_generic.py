@@ -16,7 +16,7 @@ from diffaif.data.episodes import EpisodeData, model_view, windows
 from diffaif.planning.continuous import RewardPreference
 from diffaif.planning.planner import FactoredEFEPlanner, PlannerConfig
 from diffaif.tasks import task_planning
-from diffaif.tasks.generic import generic_planning, reward_preference, reward_values
+from diffaif.tasks.generic import decoded_observations, generic_planning, reward_preference, reward_values
 
 LENGTH = 4   # chain cells 0..3; action 1 moves right, 0 left; reaching cell 3 pays 1 and ends the episode
 SPACES = {
@@ -136,6 +136,29 @@ def test_the_generic_family_takes_envs_no_other_family_knows():
         env.action_space = gym.spaces.MultiDiscrete([2, 2])
         generic_planning(env, config)
 
+
+class PackedChain(Chain):
+    """The corridor with its cell and parity packed into one index the env decodes (as Taxi does)."""
+
+    def __init__(self):
+        super().__init__(gym.spaces.Discrete(2 * LENGTH))
+
+    def _observe(self):
+        return 2 * self.cell + self.cell % 2
+
+    def decode(self, index):
+        yield index // 2
+        yield index % 2
+
+
+def test_an_index_the_env_decodes_is_observed_decoded():
+    task = task_planning(PackedChain(), PlannerConfig())
+    assert task.observation(7).tolist() == [3, 1] and task.observation(4).tolist() == [2, 0]
+    space, decode = decoded_observations(PackedChain())
+    assert space == gym.spaces.MultiDiscrete([LENGTH, 2])
+    assert decoded_observations(Chain(SPACES["Discrete"])) is None   # no decode: taken as it is
+    taxi = decoded_observations(gym.make("Taxi-v3" if "Taxi-v3" in gym.registry else "Taxi-v4"))
+    assert taxi[0] == gym.spaces.MultiDiscrete([5, 5, 5, 4])      # row, column, passenger, destination
 
 # ---- a tiny model per space type plans a step -------------------------------------------------
 @pytest.mark.parametrize("kind", sorted(SPACES))

@@ -4,7 +4,7 @@ et al. 2020; Millidge's thesis); no hidden state part (an MDP over observations)
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -43,6 +43,25 @@ def reward_preference(values: Sequence[float], precision: float) -> torch.Tensor
     return normalise_log_preference(logits).float()
 
 
+def decoded_observations(env: gym.Env) -> tuple[gym.Space, Callable[[Any], np.ndarray]] | None:
+    """For a ``Discrete`` observation that the env itself decodes (``env.unwrapped.decode(i)`` yields
+    the variables packed into index i, as Taxi's row, column, passenger and destination): the
+    ``MultiDiscrete`` space of those variables (sizes read off decoding every index) and the decoder.
+    A net learns the variables' regular dynamics where the packed index is a lookup table.
+    None for any other env."""
+    space, decode = env.observation_space, getattr(env.unwrapped, "decode", None)
+    if not isinstance(space, gym.spaces.Discrete) or not callable(decode):
+        return None
+
+    def decoded(observation: Any) -> np.ndarray:
+        return np.fromiter(decode(int(observation) - int(space.start)), dtype=np.int64)
+
+    table = np.stack([decoded(space.start + i) for i in range(int(space.n))])
+    if table.ndim != 2 or (table < 0).any():
+        raise ValueError(f"{type(env.unwrapped).__name__}.decode must yield non-negative integers, got {table[0]}")
+    return gym.spaces.MultiDiscrete(table.max(0) + 1), decoded
+
+
 def generic_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None:
     """Any gymnasium env with categorical observations (Discrete, MultiDiscrete, MultiBinary, or a
     Dict/Tuple of them, flattened) and Discrete actions: the observation plus the reward received is
@@ -52,7 +71,8 @@ def generic_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
     the observed transitions: a sparse reward is rarely within a short horizon, and a one-step plan is
     closed-loop where longer open-loop plans are not (stochastic tasks). With ``tail_value`` set, the
     configured horizon is used. The warm-up explores by novelty (``DirectedExploration``): random play
-    rarely tries the pairs far from the start that a sparse reward lies behind."""
+    rarely tries the pairs far from the start that a sparse reward lies behind. An index the env
+    decodes is observed decoded (``decoded_observations``)."""
     space = env.observation_space
     if space_kind(space) == "continuous":
         return _generic_continuous(env, config)
@@ -62,6 +82,13 @@ def generic_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
     if config.tail_value is None:
         config = dataclasses.replace(config, tail_value=True,
                                      policies=dataclasses.replace(config.policies, horizon=1))
+
+    decoder = decoded_observations(env)
+    if decoder is None:
+        def observation(raw: Any) -> np.ndarray:
+            return flat_observation(space, raw)
+    else:
+        space, observation = decoder
 
     def encoding(data: EpisodeData) -> TaskEncoding:
         return TaskEncoding([observation_part(space, reward_values(data)), action])
@@ -73,8 +100,7 @@ def generic_planning(env: gym.Env, config: PlannerConfig) -> TaskPlanning | None
         return FactoredEFEPlanner(model, preference, config, seed=seed)
 
     return TaskPlanning(encoding, make_planner, config, model_preset="categorical",
-                        observation=lambda observation: flat_observation(space, observation),
-                        warmup_policy="novelty")
+                        observation=observation, warmup_policy="novelty")
 
 
 def _generic_continuous(env: gym.Env, config: PlannerConfig) -> TaskPlanning:
