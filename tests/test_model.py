@@ -93,20 +93,6 @@ def test_training_known_mask_covers_whole_parts_and_mixes_patterns(env):
     assert torch.equal(scored, ~mask)  # without scored_future every unknown entry is scored
 
 
-def test_random_action_horizon_keeps_the_past_actions_and_hides_some_future_ones(env):
-    enc = grid_encoding(env)
-    absent = torch.zeros(400, 6, dtype=torch.bool)
-    present = torch.randint(0, 5, (400, 1), generator=torch.Generator().manual_seed(1))
-    mask, _ = training_known_mask(enc, absent, present, 1.0, 0.0, torch.Generator().manual_seed(0),
-                                  random_action_horizon=True)
-    actions = mask[..., enc.slice("action")].all(-1)                     # (400, 6)
-    before_present = torch.arange(6) < present
-    assert actions[before_present].all()                                # the history's actions stay known
-    assert not actions.all() and actions[~before_present].any()         # the future's: some known, some not
-    known_steps = actions.sum(1)
-    assert (actions == (torch.arange(6) < known_steps[:, None])).all()  # a prefix of the window
-    assert torch.equal(mask[..., enc.slice("obs")].all(-1), torch.arange(6) <= present)
-
 @pytest.mark.parametrize("mode", ["masked", "repaint"])
 def test_inpaint_contract(models, mode):
     model = models[mode]

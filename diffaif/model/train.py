@@ -60,14 +60,10 @@ class TrainConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     # Masked mode: which entries of a training window are given. A *planning* window knows what the
-    # planner knows (observations up to a present step c <= max_present, every action); an
-    # *unconditional* one nothing; the rest know random (step, part) subsets, so other queries still work.
+    # planner knows (observations up to a present step c <= left_pad, every action); an *unconditional*
+    # one nothing; the rest know random (step, part) subsets, so other queries still work.
     planning_share: float = 0.9
     unconditional_share: float = 0.05
-    max_present: int | None = None     # planning windows' latest present step (None: any but the last)
-    # planning windows know the actions up to a random step >= the present instead of all: the model
-    # also learns which actions the data take, a query model-sampled proposals make
-    random_action_horizon: bool = False
     scored_future: int | None = 1      # planning windows: loss on this many steps after the present (None: all)
     # noise levels t ~ U[⌊min_noise·T⌋, T): low t teach little (x_t all but gives x0); a sampler of one
     # step asks the net at t = T - 1 only
@@ -91,8 +87,6 @@ class TrainConfig:
         if self.planning_share + self.unconditional_share > 1.0:
             raise ValueError(f"TrainConfig.planning_share + unconditional_share must be <= 1, got "
                              f"{self.planning_share} + {self.unconditional_share}")
-        if self.max_present is not None and self.max_present < 0:
-            raise ValueError(f"TrainConfig.max_present must be >= 0 or null, got {self.max_present}")
         if not 0.0 <= self.min_noise < 1.0:
             raise ValueError(f"TrainConfig.min_noise must be in [0, 1), got {self.min_noise}")
         if self.max_seconds is not None and self.max_seconds <= 0:
@@ -135,15 +129,13 @@ def absent_steps(encoding: TaskEncoding, x0: torch.Tensor) -> torch.Tensor:
 
 def training_known_mask(encoding: TaskEncoding, absent: torch.Tensor, present: torch.Tensor, planning_share: float,
                         unconditional_share: float, generator: torch.Generator,
-                        scored_future: int | None = None,
-                        random_action_horizon: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                        scored_future: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Known-masks for masked-mode training, and which entries the loss scores: absent (B, T) bool and
     present (B, 1) int -> known (B, T, D) bool (whole parts of a step) and scored (B, T, D) bool.
 
     Each window is, with probability ``planning_share``, a *planning* window, what ``known_window``
-    gives the planner: observations known up to its present step c (< T - 1), every action known
-    (``random_action_horizon``: those before a random step c + U{0..T}), hidden states unknown,
-    steps before the episode start known whole; with probability
+    gives the planner: observations known up to its present step c (< T - 1), every action known,
+    hidden states unknown, steps before the episode start known whole; with probability
     ``unconditional_share`` nothing is known; otherwise each (step, part) is known with a
     rate drawn uniformly per window (other queries: perception, action inference).
 
@@ -156,11 +148,7 @@ def training_known_mask(encoding: TaskEncoding, absent: torch.Tensor, present: t
     steps = torch.arange(length)
     planning = torch.zeros(batch, length, len(names), dtype=torch.bool)
     planning[..., names.index("obs")] = steps <= present
-    if random_action_horizon:
-        planning[..., names.index("action")] = steps < present + torch.randint(0, length + 1, (batch, 1),
-                                                                               generator=generator)
-    else:
-        planning[..., names.index("action")] = True
+    planning[..., names.index("action")] = True
     planning |= absent[..., None]
     rate = torch.rand(batch, 1, 1, generator=generator)
     iid = torch.rand(batch, length, len(names), generator=generator) < rate
@@ -367,7 +355,9 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
         _ema_world_model(ema, encoding, model_config, noise_schedule).save(out_dir / MODEL_DIR)
 
     last_saved = start if resume else None
-    max_present = model_config.length - 2 if cfg.max_present is None else min(cfg.max_present, model_config.length - 2)
+    # present steps of planning windows: up to the planner's context (left_pad), or anywhere in the
+    # window for a model sampled one step at a time
+    max_present = model_config.length - 2 if cfg.left_pad is None or cfg.scored_future is not None else cfg.left_pad
     losses: list[float] = []
     began, cpu_began = time.time(), time.process_time()
     budget_began = clock()  # the time budget counts training steps only
@@ -391,7 +381,7 @@ def train_world_model(data: EpisodeData, encoding: TaskEncoding, model_config: M
             if model_config.mask_channel:
                 mask, scored = training_known_mask(encoding, absent_steps(encoding, x0).cpu(), present,
                                                    cfg.planning_share, cfg.unconditional_share, generator,
-                                                   cfg.scored_future, cfg.random_action_horizon)
+                                                   cfg.scored_future)
                 mask, scored = mask.to(x0.device), scored.to(x0.device)
             loss = diffusion_loss(net, scheduler, encoding, x0, mask, generator, cfg.min_noise, scored)
             # all processes stop together: one alone would leave the others waiting in the gradient all-reduce
