@@ -29,11 +29,11 @@ import torch
 from einops import rearrange, repeat
 
 from diffaif.data.encoding import TaskEncoding
-from diffaif.data.episodes import EpisodeData
-from diffaif.model.world_model import WorldModel, known_window
+from diffaif.model.world_model import WorldModel
+from diffaif.planning.core import InpaintingPlanner
 from diffaif.planning.efe import (ENTROPY_ESTIMATORS, action_marginal, continuous_entropy, ensemble_information_gain,
-                                  gaussian_log_preference, policy_posterior, sampled_expected_free_energy)
-from diffaif.planning.policies import PolicyConfig, Proposal, check_window, propose_and_score, propose_policies
+                                  gaussian_log_preference, sampled_expected_free_energy)
+from diffaif.planning.policies import PolicyConfig, Proposal, propose_policies
 
 CONTINUOUS_PROPOSERS: tuple[str, ...] = ("random", "cem")              # Box actions
 DISCRETE_PROPOSERS: tuple[str, ...] = ("enumerate", "random", "cem")   # Discrete actions (no model sampler)
@@ -224,57 +224,27 @@ class ContinuousPlan:
         return row
 
 
-class ContinuousPlanner:
+class ContinuousPlanner(InpaintingPlanner):
     """Scores candidate action sequences by Monte Carlo EFE from one world model or an ensemble."""
+
+    terms = ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity")
 
     def __init__(self, models: WorldModel | Sequence[WorldModel], preference: GaussianPreference,
                  action_space: gym.Space, config: Any, seed: int = 0):
-        self.models = list(models) if isinstance(models, (list, tuple)) else [models]
-        if not self.models:
-            raise ValueError("ContinuousPlanner needs at least one world model")
-        model = self.models[0]
-        self.encoding = enc = model.encoding
-        if any(m.encoding != enc for m in self.models):
-            raise ValueError("the ensemble's world models must share one encoding")
+        config.continuous.check_action_space(action_space)
+        super().__init__(models, config, action_space, seed, action_marginal=config.continuous.action_marginal)
         for part in ("state", "obs"):
-            if part in enc.parts and enc.parts[part].kind != "continuous":
+            if part in self.encoding.parts and self.encoding.parts[part].kind != "continuous":
                 raise ValueError(f"ContinuousPlanner needs continuous states and observations; {part!r} is "
-                                 f"{enc.parts[part].kind}")
-        self.config = config
+                                 f"{self.encoding.parts[part].kind}")
         self.continuous: ContinuousConfig = config.continuous
-        self.horizon = config.policies.horizon
-        check_window(config.context, self.horizon, model.length)
-        self.window = config.context + 1 + self.horizon if config.crop_window else model.length
         self.preference = preference
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
         proposers = DISCRETE_PROPOSERS if self.discrete else CONTINUOUS_PROPOSERS
         if config.policies.kind not in proposers:
             raise ValueError(f"continuous observations with {type(action_space).__name__} actions plan with policy "
                              f"kinds {proposers}, got {config.policies.kind!r}")
-        self.continuous.check_action_space(action_space)
-        if self.discrete:
-            self.n_actions = int(action_space.n)
-        else:
-            self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
-            self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
-        self.generator = torch.Generator().manual_seed(seed)
         self._cem_mean: torch.Tensor | None = None
         self._previous: torch.Tensor | None = None   # discrete: the last decision's chosen sequence (H,)
-
-    def _window(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor):
-        """``known_window`` for K policies after the last ``context + 1`` observations, and the
-        window's offset (d_o,)."""
-        obs = np.asarray(list(observations)[-(self.config.context + 1):], dtype=np.float64)
-        n_past = len(obs) - 1
-        past = np.asarray(list(actions)[len(actions) - n_past:] if n_past else [])
-        if self.discrete:
-            past = past.astype(np.int64).reshape(n_past)
-        else:
-            past = past.astype(np.float64).reshape(n_past, self.low.shape[0])
-        K = policies.shape[0]
-        known, mask = known_window(self.encoding, self.window, self.config.context, np.repeat(obs[None], K, 0),
-                                   np.repeat(past[None], K, 0), policies.numpy())
-        return known, mask, self.encoding.window_offset(obs)[0]
 
     def evaluate(self, observations: Sequence[Any], actions: Sequence[Any], policies: torch.Tensor) -> dict:
         """EFE terms of ``policies`` ((K, H) long or (K, H, d) float) given the history.
@@ -284,12 +254,12 @@ class ContinuousPlanner:
         ``predicted_obs`` (K, H, d_o) raw observations, the mean over samples and members.
         """
         c, horizon = self.config.context, policies.shape[1]
-        known, mask, offset = self._window(observations, actions, policies)
+        known, mask = self._window(observations, actions, policies)
+        offset = self.encoding.window_offset(np.asarray(list(observations)[-(c + 1):], dtype=np.float64))[0]
         seed = int(torch.randint(2**62, (), generator=self.generator))
         # every member sees the same noise: identical members predict identically (no spurious novelty)
-        samples = torch.stack([m.inpaint(known, mask, self.config.n_samples, self.config.denoising_steps,
-                                         self.config.mode, generator=torch.Generator().manual_seed(seed),
-                                         shared_noise=self.config.common_random_numbers).cpu()
+        samples = torch.stack([self._sample(known, mask, self.config.n_samples, model=m,
+                                            generator=torch.Generator().manual_seed(seed))
                                for m in self.models])                            # (M, K, n, T, D)
         future = rearrange(samples[:, :, :, c + 1:c + 1 + horizon], "m k n h d -> m k h n d")
         # without a hidden state part the observation is all there is: no information gain
@@ -311,7 +281,9 @@ class ContinuousPlanner:
         terms["predicted_obs"] = raw_obs.mean(dim=(0, 3))
         return {name: value.float() for name, value in terms.items()}
 
-    def _propose(self, score) -> Proposal:
+    def _propose(self, score, observations: Sequence[Any], actions: Sequence[Any]) -> Proposal:
+        """CEM or random shooting, warm-started from the previous decision where configured (no
+        model-sampled candidates: ``DISCRETE_PROPOSERS``)."""
         pc = self.config.policies
         if self.discrete:
             proposal = propose_policies(pc, self.n_actions, self.generator, score)
@@ -332,29 +304,13 @@ class ContinuousPlanner:
         reused = torch.cat([kept, torch.arange(n, dtype=policies.dtype)[:, None]], 1)
         return torch.cat([policies[:len(policies) - n], reused])
 
-    def learn(self, data: EpisodeData) -> None:
-        """Nothing but the world model is learned from the data set here."""
+    def _new_episode(self) -> None:
+        self._cem_mean = self._previous = None
 
-    def plan(self, observations: Sequence[Any], actions: Sequence[Any]) -> ContinuousPlan:
-        """Propose and score candidates; act on the first action of π ~ / argmax ``P(π) = softmax(−γ G)``,
-        or (``action_marginal``) on ``argmax_a P(a)`` through the most probable policy that starts with a."""
-        if len(observations) == 1:  # a new episode: nothing to warm-start from
-            self._cem_mean = self._previous = None
-        policies, terms, last = propose_and_score(
-            self._propose, lambda candidates: self.evaluate(observations, actions, candidates),
-            ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity"))
-        rows = last["rows"]
-        probs = policy_posterior(terms["G"], self.config.gamma)
-        if self.config.selection == "argmax" and self.continuous.action_marginal:
-            best = torch.argmax(action_marginal(probs, policies[:, 0], self.n_actions))
-            chosen = int(torch.argmax(torch.where(policies[:, 0] == best, probs, -1.0)))
-        elif self.config.selection == "argmax":
-            chosen = int(torch.argmax(probs))
-        else:
-            chosen = int(torch.multinomial(probs, 1, generator=self.generator))
+    def _plan(self, chosen, probs, policies, terms, scored, rows) -> ContinuousPlan:
         first = policies[chosen, 0]
         self._previous = policies[chosen].clone() if self.discrete else None
         action = int(first) if self.discrete else first.numpy().astype(np.float32)
-        return ContinuousPlan(action, probs, policies, terms, chosen, last["next_obs"][rows[chosen]], self.encoding,
-                              self.n_actions if self.discrete else None, last["predicted_obs"][rows])
+        return ContinuousPlan(action, probs, policies, terms, chosen, scored["next_obs"][rows[chosen]], self.encoding,
+                              self.n_actions, scored["predicted_obs"][rows])
 

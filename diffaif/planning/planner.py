@@ -6,28 +6,29 @@ candidates in one batch, decode the future hidden states and observations, estim
 ``q(o_τ|π)``, and score ``G(π) = risk + ambiguity`` (``diffaif.planning.efe``); the agent then acts on
 ``P(π) = softmax(−γ G)``. G is minimised everywhere.
 
-``InpaintingPlanner`` holds what every planner shares (windows, the batched sampling call, proposals,
-the choice of the action); ``EFEPlanner`` scores single categorical states and observations (grid
-worlds) with histograms and the cached likelihood, ``FactoredEFEPlanner`` vectors of categories
-(MiniGrid) with plug-in entropies of joint samples.
+Both planners here are configurations of the one core, ``planning/core.py``'s ``InpaintingPlanner``
+(windows, the batched sampling call, proposals, the choice of the action): ``EFEPlanner`` scores
+single categorical states and observations (grid worlds) with histograms and the cached likelihood,
+``FactoredEFEPlanner`` vectors of categories (MiniGrid, any categorical gymnasium env) with plug-in
+entropies of joint samples.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
+import gymnasium as gym
 import torch
 from einops import rearrange
 
 from diffaif.data.episodes import EpisodeData
-from diffaif.model.world_model import WorldModel, known_window
+from diffaif.model.world_model import WorldModel
 from diffaif.planning.continuous import ContinuousConfig
+from diffaif.planning.core import InpaintingPlanner
 from diffaif.planning.efe import (action_marginal, categorical_entropy, expected_free_energy, factored_surprise,
-                                  histogram, policy_posterior, sampled_expected_free_energy, support_distribution,
+                                  histogram, sampled_expected_free_energy, support_distribution,
                                   support_expected_free_energy, surprise)
-from diffaif.planning.policies import PolicyConfig, check_window, propose_and_score, propose_policies
+from diffaif.planning.policies import PolicyConfig
 from diffaif.planning.preferences import VectorPreference
 from diffaif.planning.value import TailValue
 
@@ -143,87 +144,24 @@ class FactoredPlan(Plan):
                                        self.pseudo_count))
 
 
-class InpaintingPlanner(ABC):
-    """What every world-model planner shares: windows of the history and candidate policies, one
-    batched ``inpaint`` call per scoring, model-sampled proposals and the choice of the action.
+class DiscreteActionPlanner(InpaintingPlanner):
+    """The core with categorical actions from one world model, acting on ``P(a)`` (the categorical
+    planners' decision records keep it)."""
 
-    Subclasses define ``evaluate`` (EFE terms of K policies from their rollouts), ``_write_goal``
-    (the preferred outcome written into a window, for goal-conditioned proposals) and ``_plan``.
-    """
+    terms = TERMS
 
     def __init__(self, model: WorldModel, config: PlannerConfig, seed: int = 0):
-        horizon = config.policies.horizon
-        check_window(config.context, horizon, model.length)
-        if model.encoding.parts["action"].kind != "categorical":
+        action = model.encoding.parts["action"]
+        if action.kind != "categorical" or action.factors is not None:
             raise ValueError("this planner needs categorical actions")
-        self.model = model
-        self.config = config
-        self.window = config.context + 1 + horizon if config.crop_window else model.length
-        self.n_actions = model.encoding.parts["action"].size
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(model, config, gym.spaces.Discrete(action.size), seed)
 
-    def _sample(self, known: torch.Tensor, mask: torch.Tensor, n_samples: int, return_probs: bool = False) -> Any:
-        # the net runs on the model's device; the EFE arithmetic on these small tensors stays on the CPU
-        extra = {"return_probs": True} if return_probs else {}  # samplers without probabilities still serve
-        out = self.model.inpaint(known, mask, n_samples, self.config.denoising_steps, self.config.mode,
-                                 generator=self.generator, shared_noise=self.config.common_random_numbers, **extra)
-        return tuple(t.cpu() for t in out) if return_probs else out.cpu()
-
-    def _window(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor):
-        """``known_window`` for K policies (K, h) after the last ``context + 1`` observations and the actions between them."""
-        obs = np.asarray(list(observations)[-(self.config.context + 1):])
-        past = list(actions)[len(actions) - (len(obs) - 1):] if len(obs) > 1 else []
-        K = policies.shape[0]
-        return known_window(self.model.encoding, self.window, self.config.context, np.stack([obs] * K),
-                            torch.tensor([past] * K, dtype=torch.long).reshape(K, -1), policies)
-
-    @abstractmethod
-    def evaluate(self, observations: Sequence, actions: Sequence[int], policies: torch.Tensor) -> dict:
-        """EFE terms of ``policies`` (K, H): a dict of (K,) tensors G, risk, ambiguity, extrinsic,
-        info_gain, plus whatever ``_plan`` needs."""
-
-    @abstractmethod
-    def _write_goal(self, known: torch.Tensor, mask: torch.Tensor) -> None:
-        """Write the preferred outcome into the last step of ``known`` (1, T, D) and set ``mask``."""
-
-    @abstractmethod
-    def _plan(self, action: int, probs: torch.Tensor, policies: torch.Tensor, terms: dict,
-              scored: dict, rows: torch.Tensor) -> Plan:
-        """The decision record; ``rows`` index the final candidates in ``scored`` (``evaluate``'s output)."""
-
-    def learn(self, data: EpisodeData) -> None:
-        """Fit what the planner learns from the data set besides the world model (nothing, here)."""
-
-    def model_policies(self, observations: Sequence, actions: Sequence[int], n: int) -> torch.Tensor:
-        """Action sequences sampled from the world model itself: inpaint the window with the history
-        known and the actions free; with ``policies.model_goal`` the preferred outcome is also
-        written into the last step, so the samples are sequences the model thinks lead there.
-        → (n, H) long.
-        """
-        c, horizon = self.config.context, self.config.policies.horizon
-        known, mask = self._window(observations, actions, torch.zeros((1, 0), dtype=torch.long))
-        if self.config.policies.model_goal:
-            self._write_goal(known, mask)
-        samples = self._sample(known, mask, n)[0]                          # (n, T, D)
-        return torch.as_tensor(self.model.encoding.decode_part(samples[:, c:c + horizon].numpy(), "action"))
-
-    def plan(self, observations: Sequence, actions: Sequence[int]) -> Plan:
-        """Propose candidates, score them, and choose the next action from ``P(a) = Σ_{π: π_1=a} P(π)``."""
-        def sample(n: int) -> torch.Tensor:
-            return self.model_policies(observations, actions, n)
-
-        policies, terms, last = propose_and_score(
-            lambda score: propose_policies(self.config.policies, self.n_actions, self.generator, score, sample),
-            lambda candidates: self.evaluate(observations, actions, candidates), TERMS)
-        probs = action_marginal(policy_posterior(terms["G"], self.config.gamma), policies[:, 0], self.n_actions)
-        if self.config.selection == "argmax":
-            action = int(torch.argmax(probs))
-        else:
-            action = int(torch.multinomial(probs, 1, generator=self.generator))
-        return self._plan(action, probs, policies, terms, last, last["rows"])
+    def _decision(self, chosen: int, probs: torch.Tensor, policies: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """The chosen policy's first action and ``P(a)`` (A,)."""
+        return int(policies[chosen, 0]), action_marginal(probs, policies[:, 0], self.n_actions)
 
 
-class EFEPlanner(InpaintingPlanner):
+class EFEPlanner(DiscreteActionPlanner):
     """Scores candidate policies by Monte Carlo EFE from a world model over categorical s, o, a."""
 
     def __init__(self, model: WorldModel, log_preference: torch.Tensor, config: PlannerConfig, seed: int = 0):
@@ -300,11 +238,12 @@ class EFEPlanner(InpaintingPlanner):
         known[0, -1, obs_slice] = goal
         mask[0, -1, obs_slice] = True
 
-    def _plan(self, action, probs, policies, terms, scored, rows) -> CategoricalPlan:
-        return CategoricalPlan(action, probs, policies, terms, belief=scored["belief"], q_o=scored["q_o"][rows])
+    def _plan(self, chosen, probs, policies, terms, scored, rows) -> CategoricalPlan:
+        return CategoricalPlan(*self._decision(chosen, probs, policies), policies, terms, belief=scored["belief"],
+                               q_o=scored["q_o"][rows])
 
 
-class FactoredEFEPlanner(InpaintingPlanner):
+class FactoredEFEPlanner(DiscreteActionPlanner):
     """EFE planning over vectors of categories (MiniGrid's compact state and view), from joint samples.
 
     States and observations are compared as whole vectors (``row_codes``); the EFE terms are the
@@ -394,8 +333,8 @@ class FactoredEFEPlanner(InpaintingPlanner):
         known[0, -1, block] = goal
         mask[0, -1, block] = True
 
-    def _plan(self, action, probs, policies, terms, scored, rows) -> FactoredPlan:
-        return FactoredPlan(action, probs, policies, terms, next_obs=scored["next_obs"][rows],
+    def _plan(self, chosen, probs, policies, terms, scored, rows) -> FactoredPlan:
+        return FactoredPlan(*self._decision(chosen, probs, policies), policies, terms, next_obs=scored["next_obs"][rows],
                             obs_sizes=self.obs_sizes, pseudo_count=self.config.pseudo_count)
 
 
