@@ -227,7 +227,7 @@ class ContinuousPlan:
 class ContinuousPlanner(InpaintingPlanner):
     """Scores candidate action sequences by Monte Carlo EFE from one world model or an ensemble."""
 
-    terms = ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity")
+    kept_terms = ("G", "extrinsic", "info_gain", "novelty", "risk", "ambiguity")
 
     def __init__(self, models: WorldModel | Sequence[WorldModel], preference: GaussianPreference,
                  action_space: gym.Space, config: Any, seed: int = 0):

@@ -32,10 +32,10 @@ class InpaintingPlanner(ABC):
     (K, H) long) or flat Box (policies (K, H, d) float). Subclasses define ``evaluate`` (the EFE terms
     of K policies from their rollouts) and ``_plan`` (the decision record), and may override
     ``_propose`` (default: ``propose_policies`` with model-sampled candidates) and ``_new_episode``.
-    ``terms`` names the per-policy terms a decision keeps.
+    ``kept_terms`` names the per-policy terms a decision keeps.
     """
 
-    terms: tuple[str, ...] = ("G",)
+    kept_terms: tuple[str, ...] = ("G",)
 
     def __init__(self, models: WorldModel | Sequence[WorldModel], config: Any, action_space: gym.Space,
                  seed: int = 0, action_marginal: bool = True):
@@ -108,7 +108,7 @@ class InpaintingPlanner(ABC):
     # ---- the loop -------------------------------------------------------------------------------
     @abstractmethod
     def evaluate(self, observations: Sequence, actions: Sequence, policies: torch.Tensor) -> dict:
-        """EFE terms of ``policies`` (K, H[, d]): a dict of (K,) tensors, G and ``terms``, plus whatever
+        """EFE terms of ``policies`` (K, H[, d]): a dict of (K,) tensors, G and ``kept_terms``, plus whatever
         ``_plan`` needs."""
 
     @abstractmethod
@@ -147,6 +147,6 @@ class InpaintingPlanner(ABC):
             self._new_episode()
         policies, terms, last = propose_and_score(
             lambda score: self._propose(score, observations, actions),
-            lambda candidates: self.evaluate(observations, actions, candidates), self.terms)
+            lambda candidates: self.evaluate(observations, actions, candidates), self.kept_terms)
         probs = policy_posterior(terms["G"], self.config.gamma)
         return self._plan(self.choose(probs, policies), probs, policies, terms, last, last["rows"])

@@ -148,7 +148,7 @@ class DiscreteActionPlanner(InpaintingPlanner):
     """The core with categorical actions from one world model, acting on ``P(a)`` (the categorical
     planners' decision records keep it)."""
 
-    terms = TERMS
+    kept_terms = TERMS
 
     def __init__(self, model: WorldModel, config: PlannerConfig, seed: int = 0):
         action = model.encoding.parts["action"]
