@@ -255,7 +255,7 @@ class ContinuousPlanner(InpaintingPlanner):
         """
         c, horizon = self.config.context, policies.shape[1]
         known, mask = self._window(observations, actions, policies)
-        offset = self.encoding.window_offset(np.asarray(list(observations)[-(c + 1):], dtype=np.float64))[0]
+        offset = self.encoding.window_offset(self._recent(observations).astype(np.float64))[0]
         seed = int(torch.randint(2**62, (), generator=self.generator))
         # every member sees the same noise: identical members predict identically (no spurious novelty)
         samples = torch.stack([self._sample(known, mask, self.config.n_samples, model=m,
@@ -307,7 +307,8 @@ class ContinuousPlanner(InpaintingPlanner):
     def _new_episode(self) -> None:
         self._cem_mean = self._previous = None
 
-    def _plan(self, chosen, probs, policies, terms, scored, rows) -> ContinuousPlan:
+    def _plan(self, chosen, probs, policies, terms, scored) -> ContinuousPlan:
+        rows = scored["rows"]
         first = policies[chosen, 0]
         self._previous = policies[chosen].clone() if self.discrete else None
         action = int(first) if self.discrete else first.numpy().astype(np.float32)

@@ -75,10 +75,14 @@ class InpaintingPlanner(ABC):
         # the net runs on the model's device; the EFE arithmetic on these small tensors stays on the CPU
         return tuple(t.cpu() for t in out) if return_probs else out.cpu()
 
+    def _recent(self, observations: Sequence) -> np.ndarray:
+        """The last ``context + 1`` observations, the present last: (k, ...)."""
+        return np.asarray(list(observations)[-(self.config.context + 1):])
+
     def _window(self, observations: Sequence, actions: Sequence, policies: torch.Tensor):
         """``known_window`` for K policies (K, H[, d]) after the last ``context + 1`` observations and the
         actions between them → known (K, T, D), mask (K, T, D)."""
-        obs = np.asarray(list(observations)[-(self.config.context + 1):])
+        obs = self._recent(observations)
         n_past = len(obs) - 1
         past = np.asarray(list(actions)[len(actions) - n_past:] if n_past else [])
         past = past.astype(np.int64).reshape(n_past) if self.discrete else \
@@ -112,10 +116,9 @@ class InpaintingPlanner(ABC):
         ``_plan`` needs."""
 
     @abstractmethod
-    def _plan(self, chosen: int, probs: torch.Tensor, policies: torch.Tensor, terms: dict, scored: dict,
-              rows: torch.Tensor) -> Any:
-        """The decision record for the policy in row ``chosen``; ``rows`` index the final candidates in
-        ``scored`` (``evaluate``'s output)."""
+    def _plan(self, chosen: int, probs: torch.Tensor, policies: torch.Tensor, terms: dict, scored: dict) -> Any:
+        """The decision record for the policy in row ``chosen``; ``scored`` is the last ``evaluate`` output,
+        whose ``scored["rows"]`` index the final candidates in it."""
 
     def _propose(self, score: ScoreFn, observations: Sequence, actions: Sequence) -> Proposal:
         """The final candidates, scored with ``score`` as the proposer goes (Discrete actions)."""
@@ -149,4 +152,4 @@ class InpaintingPlanner(ABC):
             lambda score: self._propose(score, observations, actions),
             lambda candidates: self.evaluate(observations, actions, candidates), self.kept_terms)
         probs = policy_posterior(terms["G"], self.config.gamma)
-        return self._plan(self.choose(probs, policies), probs, policies, terms, last, last["rows"])
+        return self._plan(self.choose(probs, policies), probs, policies, terms, last)

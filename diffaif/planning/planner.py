@@ -238,9 +238,9 @@ class EFEPlanner(DiscreteActionPlanner):
         known[0, -1, obs_slice] = goal
         mask[0, -1, obs_slice] = True
 
-    def _plan(self, chosen, probs, policies, terms, scored, rows) -> CategoricalPlan:
+    def _plan(self, chosen, probs, policies, terms, scored) -> CategoricalPlan:
         return CategoricalPlan(*self._decision(chosen, probs, policies), policies, terms, belief=scored["belief"],
-                               q_o=scored["q_o"][rows])
+                               q_o=scored["q_o"][scored["rows"]])
 
 
 class FactoredEFEPlanner(DiscreteActionPlanner):
@@ -333,8 +333,9 @@ class FactoredEFEPlanner(DiscreteActionPlanner):
         known[0, -1, block] = goal
         mask[0, -1, block] = True
 
-    def _plan(self, chosen, probs, policies, terms, scored, rows) -> FactoredPlan:
-        return FactoredPlan(*self._decision(chosen, probs, policies), policies, terms, next_obs=scored["next_obs"][rows],
+    def _plan(self, chosen, probs, policies, terms, scored) -> FactoredPlan:
+        return FactoredPlan(*self._decision(chosen, probs, policies), policies, terms,
+                            next_obs=scored["next_obs"][scored["rows"]],
                             obs_sizes=self.obs_sizes, pseudo_count=self.config.pseudo_count)
 
 

@@ -54,7 +54,7 @@ def decoded_observations(env: gym.Env) -> tuple[gym.Space, Callable[[Any], np.nd
         return None
 
     def decoded(observation: Any) -> np.ndarray:
-        return np.fromiter(decode(int(observation) - int(space.start)), dtype=np.int64)
+        return np.fromiter(decode(int(observation)), dtype=np.int64)
 
     table = np.stack([decoded(space.start + i) for i in range(int(space.n))])
     if table.ndim != 2 or (table < 0).any():
