@@ -42,6 +42,8 @@ AGENTS: dict[str, AgentSpec] = {
     # the true model: value iteration on a diffaif grid's matrices or a gymnasium env's tabular P
     "oracle": AgentSpec("diffaif.agents.oracle:make_oracle", "diffaif.agents.oracle:OracleConfig"),
     "aif": AgentSpec("diffaif.agents.aif:DiffusionAIFAgent", "diffaif.agents.aif:AIFConfig"),
+    # MiniGrid from the egocentric view: a belief map, a diffusion model of its unseen cells
+    "aif_map": AgentSpec("diffaif.agents.map_aif:MapAIFAgent", "diffaif.agents.map_aif:MapAIFConfig"),
     # MiniGrid: shortest paths on the true grid
     "bfs_oracle": AgentSpec("diffaif.agents.bfs_oracle:BFSOracleAgent", "diffaif.agents.bfs_oracle:BFSOracleConfig"),
     # Stable-Baselines3 DQN, PPO and SAC (the `baselines` extra); DQN for Discrete actions, SAC for Box
@@ -57,6 +59,7 @@ AGENTS: dict[str, AgentSpec] = {
 # on vector observations (obs_index 0) and, with its default shaped preference, observes positions.
 AGENT_ENV_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "aif": {"minigrid": {"obs_floor": True, "obs_index": 0, "obs_mode": "state"}},
+    "aif_map": {"minigrid": {"obs_mode": "view", "obs_direction": True, "obs_floor": False, "obs_index": 0}},
 }
 
 
@@ -100,6 +103,7 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, overrides: dict
 # the agent classes and configs, importable from here; loaded on first access (module __getattr__)
 _EXPORTS = {
     "AIFConfig": "diffaif.agents.aif", "DiffusionAIFAgent": "diffaif.agents.aif",
+    "MapAIFAgent": "diffaif.agents.map_aif", "MapAIFConfig": "diffaif.agents.map_aif",
     "BFSOracleAgent": "diffaif.agents.bfs_oracle", "BFSOracleConfig": "diffaif.agents.bfs_oracle",
     "DQNAgent": "diffaif.agents.dqn", "DQNConfig": "diffaif.agents.dqn",
     "SACAgent": "diffaif.agents.dqn", "SACConfig": "diffaif.agents.dqn",
@@ -118,7 +122,7 @@ __getattr__ = lazy_attributes(__name__, _EXPORTS)
 
 __all__ = [
     "AGENTS", "AGENT_ENV_DEFAULTS", "AIFConfig", "BFSOracleAgent", "BFSOracleConfig", "DQNAgent", "DQNConfig", "DiffusionAIFAgent",
-    "Agent", "AgentSpec", "OracleAgent", "OracleConfig", "PPOAgent", "PPOConfig", "QLearningAgent", "QLearningConfig",
+    "Agent", "MapAIFAgent", "MapAIFConfig", "AgentSpec", "OracleAgent", "OracleConfig", "PPOAgent", "PPOConfig", "QLearningAgent", "QLearningConfig",
     "RandomAgent", "SACAgent", "TrueDynamicsAgent", "SACConfig", "TabularOracleAgent", "agent_config", "agent_env_options", "bayes_filter_update", "env_steps",
     "make_agent", "make_oracle",
 ]

@@ -11,8 +11,9 @@ and plots:
 - **minigrid**: the ladder (preset ``minigrid_ladder``, overrides are its keys, e.g.
   ``compare.episodes=5``): per task the AIF agent's world model is pretrained once on its warm-up's
   interactions (``<out>/pretrain/<task>``, ``diffaif.experiments.pretrain``; reused when an earlier run
-  made it with the same settings), then compared with Q-learning, DQN, random and the BFS oracle;
-  the same table and plot as grid.
+  made it with the same settings) when the MDP variant ``aif`` is among the agents; the view agent
+  ``aif_map`` is compared with Q-learning on the view, DQN, PPO, random and the BFS oracle; the same
+  table and plot as grid.
 - **control**: CartPole-v1, Pendulum-v1, MountainCar-v0 (presets ``cartpole``, ``pendulum``,
   ``mountaincar``) with the AIF agent and random; then the task's SB3 baseline (``BASELINE``) trained
   for as many env steps as the AIF agent used in all (warm-up + evaluated episodes) and evaluated on
@@ -56,7 +57,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "minigrid": {"tasks": ["MiniGrid-Empty-5x5-v0"], "pretrain_interactions": 1000,
                  "world_model": {"train": {"steps": 200}},
                  "compare": {"seeds": 1, "episodes": 3, "warmup_steps": 1000,
-                             "agent": {"dqn": {"learning_starts": 100}}}},
+                             "agent": {"dqn": {"learning_starts": 100}, "ppo": {"n_steps": 64},
+                                       "aif_map": {"max_warmup_steps": 200, "model": {"steps": 50}}}}},
     "control": {"seeds": 1, "episodes": 1, "warmup_steps": 300, "progress": False,
                 "agent": {"aif": {"world_model": {"train": {"steps": 100}},
                                   "planner": {"policies": {"n_candidates": 16}, "n_samples": 4}}}},

@@ -458,3 +458,27 @@ def ensemble_information_gain(member_samples: torch.Tensor, estimator: str = "ga
     member_entropy = continuous_entropy(member_samples[..., : n_members * share, :], estimator, k).mean(0)
     pooled = torch.cat([member_samples[m, ..., m * share:(m + 1) * share, :] for m in range(n_members)], dim=-2)
     return continuous_entropy(pooled, estimator, k) - member_entropy
+
+
+# ---- maps observed by a deterministic view (MiniGrid) ----------------------------------------------
+def revealed_information_gain(cell_entropy: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Information gain of a view about a map whose cells are independent under the belief:
+    ``I(map; o) = H[q(o)] − E H[p(o | map)] = Σ_{i visible} H[q(map_i)]``, because a seen cell is
+    observed without noise (ambiguity 0) and the view is the visible cells themselves.
+
+    cell_entropy: (..., n_cells) nats; visible: (..., n_cells) bool (broadcastable) → (...).
+    """
+    return (cell_entropy * visible).sum(-1)
+
+
+def dirichlet_novelty(counts: torch.Tensor, n_outcomes: int = 2, alpha: float = 0.5) -> torch.Tensor:
+    """Expected information gain about a categorical parameter from one more draw, for a Dirichlet
+    with concentration ``alpha`` on each of ``n_outcomes`` outcomes after ``counts`` draws:
+    ``(n_outcomes − 1) / (2 (counts + n_outcomes · alpha))`` nats (the large-count expansion of the
+    mutual information between the next outcome and the parameter).
+
+    counts: (...) ≥ 0 → (...).
+    """
+    if n_outcomes < 2 or alpha <= 0:
+        raise ValueError(f"need n_outcomes >= 2 and alpha > 0, got {n_outcomes}, {alpha}")
+    return (n_outcomes - 1) / (2 * (counts + n_outcomes * alpha))
