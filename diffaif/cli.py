@@ -335,6 +335,20 @@ def cmd_bench(args) -> None:
     run_from_args(args)
 
 
+def cmd_belief(args) -> None:
+    from diffaif.config import build_config
+    from diffaif.experiments.belief import BeliefConfig, run_belief
+
+    given = {k: v for k, v in (("env", args.env), ("seeds", args.seeds), ("episodes", args.episodes),
+                               ("out", args.out)) if v is not None}
+    config = build_config(BeliefConfig, [given], args.overrides)
+    _check_new_run_dir(Path(config.out), args.overwrite)
+    summary = run_belief(config)
+    for weight, row in summary["weights"].items():
+        print(f"info_gain_weight {weight}: success {row['success_rate']:.2f}, {row['steps_mean']:.1f} steps")
+    print(f"wrote {Path(config.out).resolve()}")
+
+
 def cmd_suite(args) -> None:
     from diffaif.experiments.suite import default_out, run_suite
 
@@ -502,6 +516,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides of every task's CompareConfig (grid, control) "
                                                 "or of the ladder's keys (minigrid: compare.episodes=5)")
     p.set_defaults(func=cmd_suite)
+
+    p = add("belief", help="the view agent (aif_map) on MiniGrid with information gain on and off -> share of "
+                           "the map seen per step, belief_map.png",
+            description="Warm the view agent up once per seed, then evaluate it with each info_gain_weights "
+                        "value (diffaif.experiments.belief). Unset options: BeliefConfig's.")
+    p.add_argument("--env", help="a MiniGrid id (default MiniGrid-FourRooms-v0)")
+    p.add_argument("--seeds", type=int, help="seeds, each warmed up once")
+    p.add_argument("--episodes", type=int, help="evaluated episodes per seed and weight")
+    p.add_argument("--out", help="output folder (default runs/belief)")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
+    p.add_argument("overrides", nargs="*", help="BeliefConfig keys, e.g. warmup_steps=1000 agent.planner.n_samples=4")
+    p.set_defaults(func=cmd_belief)
 
     p = add("pretrain", help="the AIF agent's warm-up (random interactions, world-model training) ahead of a "
                              "comparison -> <out>/seed<seed>/train0/model",

@@ -1,4 +1,5 @@
 """The view agent's pieces: belief map, visibility, shortest costs, reward hypotheses, map model, agent."""
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from diffaif.agents.map_aif import MapAIFAgent
 from diffaif.envs import make_env
 from diffaif.envs.minigrid_task import ACTION_NAMES, CELL_NAMES, N_CELL_CODES, _CELL_LUT
 from diffaif.model.map_model import MapModelConfig, train_map_model
-from diffaif.planning.belief_map import OPAQUE_CODES, STEP, UNKNOWN, BeliefMap, view_visibility
+from diffaif.planning.belief_map import OPAQUE_CODES, UNKNOWN, BeliefMap, view_visibility
 from diffaif.planning.efe import dirichlet_novelty, revealed_information_gain
 from diffaif.planning.map_planner import LocalRules, RuleTables, reward_surprise, shortest_costs
 
@@ -180,3 +181,17 @@ def test_view_agent_refuses_the_compact_state():
     env = make_env("MiniGrid-Empty-5x5-v0", obs_mode="state")
     with pytest.raises(ValueError, match="observes the view and direction only"):
         make_agent("aif_map", env, 0)
+
+
+def test_belief_experiment_writes_the_share_seen_and_figures(tmp_path):
+    from diffaif.cli import main
+
+    out = tmp_path / "belief"
+    assert main(["belief", "--env", "MiniGrid-Empty-5x5-v0", "--seeds", "1", "--episodes", "1", "--out", str(out),
+                 "warmup_steps=100", "agent.model.steps=20", "agent.model.width=16"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for row in summary["weights"].values():
+        seen = row["seen_per_step"]
+        assert 0 < seen[0] <= seen[-1] <= 1 and all(b >= a for a, b in zip(seen, seen[1:]))
+    assert (out / "belief_map.png").stat().st_size > 0 and (out / "seen.png").stat().st_size > 0
+    assert main(["belief", "--out", str(out), "info_gain_weights=[]"]) == 2      # an existing folder, a bad list

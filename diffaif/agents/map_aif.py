@@ -79,7 +79,7 @@ class MapAIFAgent(Agent):
         self.belief = BeliefMap(self.config.map_radius, self.view_size)
         self._plan: MapPlan | None = None
         self._last_ms = 0.0
-        self._revealed = 0.0
+        self.revealed_gain = 0.0                 # nats: the information the last step brought
 
     def _view(self, observation: Any) -> tuple[np.ndarray, int]:
         obs = np.asarray(observation)
@@ -148,7 +148,7 @@ class MapAIFAgent(Agent):
             newly = self.belief.update(view, direction)
             if name in ("toggle", "pickup"):
                 self.rules.record(name, front, carried, (self.belief.front(), self.belief.carried))
-            self._revealed = self._realised_gain(newly)
+            self.revealed_gain = self._realised_gain(newly)
         if terminated or truncated:
             box = self.belief.known_box(0)
             self.maps.append(self.belief.cells[box].copy())

@@ -174,7 +174,7 @@ def reward_surprise(marginals: np.ndarray, known: np.ndarray, rewarding: np.ndar
     probability of a rewarding code there. marginals (H, W, C); known (H, W); rewarding: codes → (H, W)."""
     q = marginals[..., rewarding].sum(-1)
     unseen = np.where(known, 0.0, q)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         surprise = np.where(known, -np.log(q), -np.log(unseen / max(unseen.sum(), 1e-300)))
     return np.where(np.isnan(surprise), np.inf, surprise)
 
