@@ -20,6 +20,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from diffaif.agents.base import Agent, env_steps
 from diffaif.config import build_config, save_config
@@ -27,6 +28,7 @@ from diffaif.data.files import atomic_write_text
 from diffaif.envs.minigrid_task import ACTION_NAMES, N_CELL_CODES, MiniGridTask
 from diffaif.model.map_model import MapInpainter, MapModelConfig, train_map_model
 from diffaif.planning.belief_map import OPAQUE_CODES, UNKNOWN, BeliefMap
+from diffaif.planning.efe import categorical_entropy
 from diffaif.planning.map_planner import LocalRules, MapEFEPlanner, MapPlan, MapPlannerConfig
 
 CONFIG_FILE, RULES_FILE, MAPS_FILE, MODEL_DIR = "config.yaml", "rules.json", "maps.npz", "map_model"
@@ -157,9 +159,7 @@ class MapAIFAgent(Agent):
         """The entropy, under the last plan's marginals, of the cells this step revealed (nats)."""
         if self._plan is None:
             return 0.0
-        marginals = self._plan.marginals
-        p = np.clip(marginals, 1e-12, None)
-        entropy = -(marginals * np.log(p)).sum(-1)
+        entropy = categorical_entropy(torch.from_numpy(self._plan.marginals)).numpy()
         return float(np.sum(entropy[newly[self._plan.crop]]))
 
     def step_log(self) -> dict[str, Any]:

@@ -7,20 +7,22 @@ given the code of the cell in front and what is carried (``LocalRules``: Dirichl
 outcomes seen, so the agent learns that doors open, keys are carried, the goal pays and lava ends
 the episode; nothing of this is written in).
 
-A policy is "walk to a pose (through known cells), look, then go on optimally". Its expected free
+A policy is "walk to a pose (through known cells), look, then go on to the reward". Its expected free
 energy, in nats, is
 
-    G = λ · (steps to the pose + E_k[steps from there to the reward on completion k])
+    G = λ · steps to the pose
+        + E_k[min_c (λ · steps from the pose to c on completion k − log q(reward at c))]     (risk)
         − β · I(map; view at the pose) − ν · novelty of the local rule tried there,
 
 with ``λ`` the preference precision (the cost of a step without reward: the preference is over the
-reward observed), the epistemic term ``revealed_information_gain`` (views are noiseless, so it is the
-entropy of the unknown cells the view would reveal, occlusion included), and the parameter term
-``dirichlet_novelty`` of the untried rules. Steps to the reward on each completion are exact shortest
-paths over (carried object, direction, cell) under the learned rules (``shortest_costs``); the walk to
-the pose and the choice of the pose are one more shortest-path problem, whose stopping cost at every
-pose is the rest of G. The agent samples its action from ``softmax(−γ Q)``, Q the G of each first
-action.
+reward observed); ``reward_surprise`` the hypotheses of where the reward is (0 for a rewarding cell
+seen, the surprise under the model's marginals for an unseen one); the epistemic term
+``revealed_information_gain`` (views are noiseless, so it is the entropy of the unseen cells the
+view would reveal, occlusion included); and the parameter term ``dirichlet_novelty`` of the untried
+rules. Steps on each completion are exact shortest paths over (carried object, direction, cell)
+under the learned rules (``shortest_costs``); the walk to the pose and the choice of the pose are one
+more shortest-path problem, whose stopping cost at every pose is the rest of G. The agent samples
+its action from ``softmax(−γ Q)``, Q the G of each first action.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import torch
 from diffaif.envs.minigrid_task import N_CELL_CODES
 from diffaif.model.map_model import MapInpainter
 from diffaif.planning.belief_map import EMPTY, OPAQUE_CODES, STEP, UNKNOWN, BeliefMap, view_offsets, view_visibility
-from diffaif.planning.efe import dirichlet_novelty, policy_posterior, revealed_information_gain
+from diffaif.planning.efe import categorical_entropy, dirichlet_novelty, policy_posterior, revealed_information_gain
 
 # What ``forward`` did: moved on, stayed, ended the episode with a reward, or ended it without one.
 FORWARD_OUTCOMES: tuple[str, ...] = ("pass", "block", "goal", "trap")
@@ -263,7 +265,7 @@ class MapEFEPlanner:
         tables = RuleTables.build(rules, self.action_names)
         layer = tables.carried.index(belief.carried) if belief.carried in tables.carried else 0
         marginals, completions = self.beliefs(cells)
-        entropy = -np.sum(marginals * np.log(np.clip(marginals, 1e-12, None)), axis=-1)
+        entropy = categorical_entropy(torch.from_numpy(marginals)).numpy()
         opaque = marginals[..., list(OPAQUE_CODES)].sum(-1) > 0.5
         gain = pose_information_gain(entropy, opaque, view_offsets(belief.view_size))      # (4, H, W)
 
@@ -272,29 +274,27 @@ class MapEFEPlanner:
         # shortest path on each completion, the cost averaged over the completions.
         surprise = torch.from_numpy(reward_surprise(marginals, cells != UNKNOWN, np.flatnonzero(tables.goal.any(0))))
         reach = lam + _ahead(surprise, float("inf"))                                           # (4, H, W)
-        enter, _, pickup = self._costs(tables, completions)
+        enter, pickup = self._costs(tables, completions)
         stop = reach[None, None].expand(len(completions), len(tables.carried), -1, -1, -1)
         to_reward = shortest_costs(stop, enter, pickup, step=lam).clamp_max(lam * cfg.horizon).mean(0)  # (L, 4, H, W)
-        front = np.pad(cells, 1, constant_values=UNKNOWN)
-        front_codes = np.stack([front[1 + dy: 1 + dy + cells.shape[0], 1 + dx: 1 + dx + cells.shape[1]]
-                                for dy, dx in STEP.tolist()])                                  # (4, H, W)
+        front_codes = _ahead(torch.from_numpy(cells), UNKNOWN).numpy()                          # (4, H, W)
         rule_novelty = tables.novelty[:, front_codes].max(-1)                                   # (L, 4, H, W)
         stop = (to_reward - cfg.info_gain_weight * torch.from_numpy(gain)[None]
                 - cfg.novelty_weight * torch.from_numpy(rule_novelty))
-        enter_k, _, pickup_k = self._costs(tables, cells[None])
+        enter_k, pickup_k = self._costs(tables, cells[None])
         value = shortest_costs(stop[None], enter_k, pickup_k, step=lam)[0]                      # (L, 4, H, W)
 
-        q = self._action_values(value, tables, cells, layer, y, x, d, front_codes[d, y, x])
+        q = self._action_values(value, tables, layer, y, x, d, front_codes[d, y, x])
         probs = policy_posterior(torch.from_numpy(q), cfg.gamma).numpy()
         action = int(torch.multinomial(torch.from_numpy(probs), 1, generator=self.generator))
         after = self._pose_after(self.action_names[action], y, x, d, tables, layer, front_codes[d, y, x])
         return MapPlan(action, q, probs, float(gain[after[2], after[0], after[1]]), marginals, crop)
 
     @staticmethod
-    def _costs(tables: RuleTables, maps: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """enter, goal, pickup (K, L, H, W) of the maps (K, H, W) under the rule tables."""
+    def _costs(tables: RuleTables, maps: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """enter and pickup (K, L, H, W) of the maps (K, H, W) under the rule tables."""
         return tuple(torch.from_numpy(np.ascontiguousarray(getattr(tables, name)[:, maps].transpose(1, 0, 2, 3)))
-                     for name in ("enter", "goal", "pickup"))
+                     for name in ("enter", "pickup"))
 
     def _pose_after(self, name: str, y: int, x: int, d: int, tables: RuleTables, layer: int, front: int):
         if name == "left":
@@ -305,7 +305,7 @@ class MapEFEPlanner:
             return y + STEP[d][0], x + STEP[d][1], d
         return y, x, d
 
-    def _action_values(self, value: torch.Tensor, tables: RuleTables, cells: np.ndarray, layer: int,
+    def _action_values(self, value: torch.Tensor, tables: RuleTables, layer: int,
                        y: int, x: int, d: int, front: int) -> np.ndarray:
         """Q(a) = λ + G of the pose (and layer) the action leads to, less the novelty of its rule."""
         lam, cfg = self.config.preference_precision, self.config
