@@ -245,17 +245,20 @@ class MapEFEPlanner:
         self.completion_seed = seed
 
     def beliefs(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Marginals (H, W, C) and completions (K, H, W) of a crop; without a model, a uniform prior over
-        the codes and the crop itself as the one completion (unknown cells impassable)."""
+        """Marginals (H, W, C) and completions (K + 1, H, W) of a crop: the model's K, and one in which
+        every unseen cell is empty. That last one keeps a way into the unseen where the model closes
+        every gap (a frontier search as one hypothesis among K + 1); without a model it is the only
+        completion, and the marginals are a uniform prior over the codes."""
+        open_space = np.where(cells == UNKNOWN, EMPTY, cells)[None]
         if self.inpainter is None:
             probs = np.full((*cells.shape, N_CELL_CODES), 1.0 / (N_CELL_CODES - 1))
             probs[..., UNKNOWN] = 0.0
             known = cells != UNKNOWN
             probs[known] = np.eye(N_CELL_CODES)[cells[known]]
-            return probs, cells[None]
-        return (self.inpainter.marginals(cells),
-                self.inpainter.inpaint(cells, self.config.n_samples, self.config.inpaint_steps,
-                                      torch.Generator().manual_seed(self.completion_seed)))
+            return probs, open_space
+        completions = self.inpainter.inpaint(cells, self.config.n_samples, self.config.inpaint_steps,
+                                             torch.Generator().manual_seed(self.completion_seed))
+        return self.inpainter.marginals(cells), np.concatenate([completions, open_space])
 
     def plan(self, belief: BeliefMap, rules: LocalRules) -> MapPlan:
         cfg, lam = self.config, self.config.preference_precision
