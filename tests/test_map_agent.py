@@ -195,3 +195,8 @@ def test_belief_experiment_writes_the_share_seen_and_figures(tmp_path):
         assert 0 < seen[0] <= seen[-1] <= 1 and all(b >= a for a, b in zip(seen, seen[1:]))
     assert (out / "belief_map.png").stat().st_size > 0 and (out / "seen.png").stat().st_size > 0
     assert main(["belief", "--out", str(out), "info_gain_weights=[]"]) == 2      # an existing folder, a bad list
+
+
+def test_local_rules_reject_an_unknown_forward_outcome():
+    with pytest.raises(ValueError, match="forward outcome"):
+        LocalRules().record("forward", C["empty"], C["empty"], "moved")

@@ -58,6 +58,8 @@ class LocalRules:
     def record(self, action: str, front: int, carried: int, outcome) -> None:
         if front == UNKNOWN:
             return
+        if action == "forward" and outcome not in FORWARD_OUTCOMES:
+            raise ValueError(f"a forward outcome is one of {FORWARD_OUTCOMES}, got {outcome!r}")
         self.counts[(action, front, carried)][outcome] += 1
         self.pooled[(action, front)][outcome] += 1
 
@@ -92,8 +94,9 @@ class RuleTables:
     """The learned rules as look-up tables over (layer, code); layer ``l`` carries ``carried[l]``.
 
     enter (L, C): steps to move onto a cell (1; 2 when a toggle opens it first; inf: impassable, a
-    trap or unknown); goal (L, C): entering it pays; trap (L, C): entering it ends the episode unpaid; pickup (L, C): the layer a pickup facing the
-    cell leads to (−1: none); novelty (L, C, A): the novelty of each action's rule facing the cell.
+    trap or unknown); goal (L, C): entering it pays; trap (L, C): entering it ends the episode
+    unpaid; pickup (L, C): the layer a pickup facing the cell leads to (−1: none); novelty (L, C, A):
+    the novelty of each action's rule facing the cell.
     """
 
     carried: list[int]
