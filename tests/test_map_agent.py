@@ -103,15 +103,24 @@ def test_shortest_costs_on_the_true_map_are_the_bfs_distances(env_id):
 
 
 def test_reward_surprise_hand_values():
-    marginals = np.zeros((1, 4, N_CELL_CODES))
+    marginals = np.zeros((1, 5, N_CELL_CODES))
     marginals[0, 0, C["goal"]] = 1.0                                # seen goal
     marginals[0, 1, C["empty"]] = 1.0                               # seen empty
     marginals[0, 2, C["goal"]], marginals[0, 2, C["empty"]] = 0.3, 0.7
     marginals[0, 3, C["goal"]], marginals[0, 3, C["empty"]] = 0.1, 0.9
-    known = np.array([[True, True, False, False]])
-    surprise = reward_surprise(marginals, known, np.array([C["goal"]]))
-    assert surprise[0, 0] == 0 and surprise[0, 1] == math.inf
-    assert np.allclose(surprise[0, 2:], [-math.log(0.75), -math.log(0.25)])
+    marginals[0, 4, C["ball"]] = 1.0                                # seen, never stepped on
+    known = np.array([[True, True, False, False, True]])
+    reward = np.zeros(N_CELL_CODES)
+    reward[C["goal"]], reward[C["ball"]] = 1.0, 0.5
+    surprise = reward_surprise(marginals, known, reward)
+    assert surprise[0, 0] == 0 and surprise[0, 1] == math.inf and surprise[0, 4] == pytest.approx(math.log(2))
+    assert np.allclose(surprise[0, 2:4], [-math.log(0.75), -math.log(0.25)])
+
+
+def test_rule_tables_hold_untried_cells_as_possible_rewards():
+    tables = RuleTables.build(_minigrid_rules(), ["left", "right", "forward"])
+    assert tables.reward[C["goal"]] == 1.0 and tables.reward[C["empty"]] == 0.0 and tables.reward[C["wall"]] == 0.0
+    assert tables.reward[C["key"]] == 0.5 and tables.reward[UNKNOWN] == 0.0
 
 
 def test_map_information_gain_and_novelty_hand_values():

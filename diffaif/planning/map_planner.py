@@ -15,8 +15,8 @@ energy, in nats, is
         − β · I(map; view at the pose) − ν · novelty of the local rule tried there,
 
 with ``λ`` the preference precision (the cost of a step without reward: the preference is over the
-reward observed); ``reward_surprise`` the hypotheses of where the reward is (0 for a rewarding cell
-seen, the surprise under the model's marginals for an unseen one); the epistemic term
+reward observed); ``reward_surprise`` the hypotheses of where the reward is (a cell seen to hold a code
+that paid, or one never stepped on, or an unseen cell with its surprise under the model); the epistemic term
 ``revealed_information_gain`` (views are noiseless, so it is the entropy of the unseen cells the
 view would reveal, occlusion included); and the parameter term ``dirichlet_novelty`` of the untried
 rules. Steps on each completion are exact shortest paths over (carried object, direction, cell)
@@ -96,7 +96,9 @@ class RuleTables:
     enter (L, C): steps to move onto a cell (1; 2 when a toggle opens it first; inf: impassable, a
     trap or unknown); goal (L, C): entering it pays; trap (L, C): entering it ends the episode
     unpaid; pickup (L, C): the layer a pickup facing the cell leads to (−1: none); novelty (L, C, A):
-    the novelty of each action's rule facing the cell.
+    the novelty of each action's rule facing the cell; reward (C,): p(entering a cell of this code
+    pays): 1 where it did, ½ where ``forward`` into it was never tried (any cell type not yet tried
+    may be the one that pays), 0 otherwise.
     """
 
     carried: list[int]
@@ -105,6 +107,7 @@ class RuleTables:
     trap: np.ndarray
     pickup: np.ndarray
     novelty: np.ndarray
+    reward: np.ndarray
 
     @classmethod
     def build(cls, rules: LocalRules, action_names: Sequence[str]) -> "RuleTables":
@@ -113,6 +116,8 @@ class RuleTables:
         enter, goal, trap = np.full(shape, np.inf), np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
         pickup = np.full(shape, -1, dtype=np.int64)
         novelty = np.zeros((*shape, len(action_names)))
+        reward = np.array([0.0 if code == UNKNOWN else 0.5 if rules.outcome("forward", code, EMPTY) is None else 0.0
+                           for code in range(N_CELL_CODES)])
         for l, held in enumerate(carried):
             for code in range(N_CELL_CODES):
                 if code == UNKNOWN:
@@ -130,7 +135,8 @@ class RuleTables:
                 for a, name in enumerate(action_names):
                     if name in RULE_ACTIONS:
                         novelty[l, code, a] = float(dirichlet_novelty(torch.tensor(float(rules.count(name, code, held)))))
-        return cls(carried, enter, goal, trap, pickup, novelty)
+        reward[goal.any(0)] = 1.0
+        return cls(carried, enter, goal, trap, pickup, novelty, reward)
 
 
 def _ahead(x: torch.Tensor, fill: float) -> torch.Tensor:
@@ -173,11 +179,14 @@ def shortest_costs(stop: torch.Tensor, enter: torch.Tensor, pickup: torch.Tensor
     return w
 
 
-def reward_surprise(marginals: np.ndarray, known: np.ndarray, rewarding: np.ndarray) -> np.ndarray:
-    """Cost in nats of the hypothesis "the reward is in this cell": 0 for a seen rewarding cell, inf for
-    any other seen cell, and for an unseen one ``−log q(c) / Σ_unseen q`` with ``q(c)`` the marginal
-    probability of a rewarding code there. marginals (H, W, C); known (H, W); rewarding: codes → (H, W)."""
-    q = marginals[..., rewarding].sum(-1)
+def reward_surprise(marginals: np.ndarray, known: np.ndarray, reward: np.ndarray) -> np.ndarray:
+    """Cost in nats of the hypothesis "the reward is in this cell", with ``p(reward | code)`` = ``reward``.
+
+    With ``q(c) = Σ_code q(code at c) · p(reward | code)``: a seen cell costs ``−log q(c)``, an unseen
+    one ``−log (q(c) / Σ_unseen q)`` (where the reward is, given it is unseen). marginals (H, W, C);
+    known (H, W) bool; reward (C,) → (H, W), inf where ``q(c) = 0``.
+    """
+    q = marginals @ reward
     unseen = np.where(known, 0.0, q)
     with np.errstate(divide="ignore", invalid="ignore"):
         surprise = np.where(known, -np.log(q), -np.log(unseen / max(unseen.sum(), 1e-300)))
@@ -278,7 +287,7 @@ class MapEFEPlanner:
         # the reward hypotheses: a rewarding cell seen costs 0; else the unseen cell c with the surprise
         # −log q(c | the reward is unseen), q normalised over the unseen cells. The way to it is a
         # shortest path on each completion, the cost averaged over the completions.
-        surprise = torch.from_numpy(reward_surprise(marginals, cells != UNKNOWN, np.flatnonzero(tables.goal.any(0))))
+        surprise = torch.from_numpy(reward_surprise(marginals, cells != UNKNOWN, tables.reward))
         reach = lam + _ahead(surprise, float("inf"))                                           # (4, H, W)
         enter, pickup = self._costs(tables, completions)
         stop = reach[None, None].expand(len(completions), len(tables.carried), -1, -1, -1)
