@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffaif.agents import agent_env_options, make_agent
+from diffaif.agents import agent_config, agent_env_options, make_agent
 from diffaif.agents.map_aif import MapAIFAgent
 from diffaif.envs import make_env
 from diffaif.envs.minigrid_task import ACTION_NAMES, CELL_NAMES, N_CELL_CODES, _CELL_LUT
@@ -184,6 +184,14 @@ def test_view_agent_solves_empty_and_reloads(tmp_path):
     agent.act(obs)
     loaded.act(obs)
     assert np.allclose(agent._plan.q, loaded._plan.q)
+
+
+def test_view_agent_learns_for_a_budget():
+    env = _view_env("MiniGrid-Empty-5x5-v0")
+    agent = MapAIFAgent(env, 0, agent_config("aif_map", {"max_warmup_steps": 80, "model": {"width": 16, "steps": 20}}))
+    assert agent.learn(120) is agent and agent.inpainter is not None and len(agent.maps) >= 4
+    with pytest.raises(ValueError, match="total_env_steps"):
+        agent.learn(0)
 
 
 def test_view_agent_refuses_the_compact_state():

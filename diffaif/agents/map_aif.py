@@ -92,22 +92,35 @@ class MapAIFAgent(Agent):
     def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:
         """Up to ``max_warmup_steps`` of the ``steps`` offered: the planner without a map model, then the
         model's training on the maps of the warm-up's episodes."""
-        rng = np.random.default_rng(seed)
-        steps = min(steps, self.config.max_warmup_steps)
+        used = self._play(env, min(steps, self.config.max_warmup_steps), np.random.default_rng(seed))
+        if used:
+            self.train()
+        return used
+
+    def learn(self, total_env_steps: int) -> "MapAIFAgent":
+        """Stable-Baselines3's ``learn`` on the agent's env: the warm-up (when there is no map model
+        yet), then episodes of acting, the rules still counting, until ``total_env_steps``. → the agent."""
+        if total_env_steps < 1:
+            raise ValueError(f"total_env_steps must be >= 1, got {total_env_steps}")
+        rng = np.random.default_rng([self.seed, len(self.maps)])
+        used = self.warm_up(self.env, total_env_steps, int(rng.integers(2**31))) if self.inpainter is None else 0
+        used += self._play(self.env, total_env_steps - used, rng)
+        return self
+
+    def _play(self, env: gym.Env, steps: int, rng: np.random.Generator) -> int:
+        """Episodes of acting and learning until ``steps`` interactions (the last one cut); → used."""
         used = 0
         while used < steps:
             obs, info = env.reset(seed=int(rng.integers(2**31)))
             self.reset(obs, info)
             done = False
-            while not done and used < steps:
+            while not done:
                 action = self.act(obs)
                 obs, reward, terminated, truncated, info = env.step(action)
                 used += env_steps(info)
                 truncated = truncated or used >= steps
                 self.observe(action, reward, obs, terminated, truncated, info)
                 done = terminated or truncated
-        if used:
-            self.train()
         return used
 
     def train(self) -> None:
