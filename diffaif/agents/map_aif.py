@@ -70,9 +70,9 @@ class MapAIFAgent(Agent):
         super().__init__(env, seed)
         self.config = config or MapAIFConfig()
         self.seed = 0 if seed is None else int(seed)
-        task = find_view_task(env)
-        self.view_size = task.view_size
-        self.action_names = [ACTION_NAMES[a] for a in task.actions]
+        self.task = find_view_task(env)
+        self.view_size = self.task.view_size
+        self.action_names = [ACTION_NAMES[a] for a in self.task.actions]
         self.rules = LocalRules()
         self.maps: list[np.ndarray] = []          # each finished episode's known cells: the model's data
         self.inpainter: MapInpainter | None = None
@@ -84,9 +84,8 @@ class MapAIFAgent(Agent):
         self.revealed_gain = 0.0                 # nats: the information the last step brought
 
     def _view(self, observation: Any) -> tuple[np.ndarray, int]:
-        obs = np.asarray(observation)
-        v = self.view_size
-        return obs[: v * v].reshape(v, v), int(obs[v * v])
+        """The (V, V) view grid and the direction of an observation."""
+        return self.task.view_grid(observation), int(np.asarray(observation)[self.view_size ** 2])
 
     # ---- learning ----------------------------------------------------------------------------
     def warm_up(self, env: gym.Env, steps: int, seed: int) -> int:

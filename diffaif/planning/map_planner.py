@@ -115,7 +115,7 @@ class RuleTables:
         shape = (len(carried), N_CELL_CODES)
         enter, goal, trap = np.full(shape, np.inf), np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
         pickup = np.full(shape, -1, dtype=np.int64)
-        novelty = np.zeros((*shape, len(action_names)))
+        counts = np.zeros((*shape, len(action_names)))
         reward = np.array([0.0 if code == UNKNOWN else 0.5 if rules.outcome("forward", code, EMPTY) is None else 0.0
                            for code in range(N_CELL_CODES)])
         for l, held in enumerate(carried):
@@ -133,8 +133,9 @@ class RuleTables:
                 if picked is not None and picked[1] != held and picked[1] in carried:
                     pickup[l, code] = carried.index(picked[1])
                 for a, name in enumerate(action_names):
-                    if name in RULE_ACTIONS:
-                        novelty[l, code, a] = float(dirichlet_novelty(torch.tensor(float(rules.count(name, code, held)))))
+                    counts[l, code, a] = rules.count(name, code, held)
+        has_rule = np.array([name in RULE_ACTIONS for name in action_names]) & (np.arange(N_CELL_CODES) != UNKNOWN)[:, None]
+        novelty = np.where(has_rule, dirichlet_novelty(torch.from_numpy(counts)).numpy(), 0.0)
         reward[goal.any(0)] = 1.0
         return cls(carried, enter, goal, trap, pickup, novelty, reward)
 
